@@ -1,0 +1,43 @@
+# Two entry points (README quick start): `make reproduce` and `make test`.
+# Everything installs into ./.venv from this file and pyproject.toml.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PRESET ?= synthetic
+TARGET ?= nms_upper_bound
+CORES  ?= all
+# torch/torchvision: the releases this project is tested with (local wheels on the dev machines).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+STAMP := $(VENV)/.installed
+
+.PHONY: install reproduce smoke test lint clean-results
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q $(TORCH_PINS)
+	# xtcocotools' PyPI wheel is compiled against numpy 1 and fails to import under numpy 2
+	# ("numpy.dtype size changed"): build it from source against the installed numpy.
+	$(PY) -m pip install -q numpy cython
+	$(PY) -m pip install -q --no-binary xtcocotools --no-build-isolation xtcocotools
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake; print('install ok: torch', torch.__version__)"
+	touch $@
+
+install: $(STAMP)
+
+reproduce: install
+	$(VENV)/bin/snakemake --cores $(CORES) --config preset=$(PRESET) -- $(TARGET)
+
+smoke: install
+	$(VENV)/bin/snakemake --cores $(CORES) --config preset=smoke -- $(TARGET)
+
+test: install
+	$(VENV)/bin/python -m pytest -q
+
+lint: install
+	$(VENV)/bin/snakemake --lint
+
+clean-results:
+	rm -rf results/smoke results/synthetic .snakemake

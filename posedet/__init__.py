@@ -1,0 +1,2 @@
+"""PoseDet benchmark and ablation harness."""
+__version__ = "0.1.0"

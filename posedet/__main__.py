@@ -1,0 +1,5 @@
+import sys
+
+from posedet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""The ``posedet`` command: one subcommand per workflow step.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; modules are imported only when their subcommand runs, so
+``posedet --help`` stays fast and a broken optional dependency only breaks its own step.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "synth": ("posedet.data.synth", "generate the embedded synthetic data set"),
+    "train": ("posedet.train", "train a PoseDet variant"),
+    "predict": ("posedet.predict", "run inference, write COCO-format results"),
+    "evaluate": ("posedet.evaluate", "score results with the official COCO / CrowdPose metrics"),
+    "upper-bound": ("posedet.upper_bound", "ground-truth upper-bound NMS study (Figure 3)"),
+    "bench": ("posedet.bench", "timing benchmarks (FPS, pose-embedding micro-benchmark)"),
+    "report": ("posedet.report", "compile tables and figures into reports/"),
+}
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(prog="posedet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    modules = {}
+    # Only import the module of the subcommand actually asked for.
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (modname, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == wanted:
+            mod = importlib.import_module(modname)
+            mod.add_arguments(p)
+            modules[name] = mod
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(modules[args.command].main(args) or 0)
+    except KeyboardInterrupt:
+        print("posedet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
