@@ -1,0 +1,1 @@
+"""Data: the embedded synthetic data set, its pose prior and crowd statistics."""
