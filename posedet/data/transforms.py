@@ -198,7 +198,7 @@ def train_transform(image: np.ndarray, keypoints: np.ndarray, boxes_xywh: np.nda
 # --------------------------------------------------------------------------------------- test
 
 
-def test_scale(height: int, width: int, short_side: int, max_size: int | None = None
+def inference_scale(height: int, width: int, short_side: int, max_size: int | None = None
                ) -> tuple[float, int, int]:
     """(scale, new_h, new_w): short side -> ``short_side`` unless the long side would exceed
     ``max_size``; scale = min(S / short, max_size / long); sizes are rounded."""
@@ -222,7 +222,7 @@ def pad_to_multiple(image: np.ndarray, divisor: int | None,
                               value=tuple(float(v) for v in value))
 
 
-def test_transform(image: np.ndarray, short_side: int = 640, max_size: int | None = 1000,
+def inference_transform(image: np.ndarray, short_side: int = 640, max_size: int | None = 1000,
                    size_divisor: int | None = 64, border_value: Sequence[int] = MEAN_COLOUR
                    ) -> dict:
     """Resize (one exact scale, bilinear) and pad bottom/right.
@@ -231,7 +231,7 @@ def test_transform(image: np.ndarray, short_side: int = 640, max_size: int | Non
     ``resized_size`` (h, w) before padding; ``orig_size`` (h, w).
     """
     h, w = image.shape[:2]
-    scale, nh, nw = test_scale(h, w, short_side, max_size)
+    scale, nh, nw = inference_scale(h, w, short_side, max_size)
     m = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
     resized = warp_image(image, m, nw, nh, border_value)
     return {"image": pad_to_multiple(resized, size_divisor, border_value), "scale": scale,

@@ -9,6 +9,7 @@ rule synth_dataset:
         sheet=f"{RES}/data/{{name}}/{{split}}/contact_sheet.png",
         stats=f"{RES}/data/{{name}}/{{split}}/stats.json",
     params:
+        posedet=POSEDET,
         p=synth_params,
         out=lambda wc, output: str(Path(output.ann).parent),
     conda:
@@ -16,7 +17,7 @@ rule synth_dataset:
     log:
         f"{RES}/logs/synth/{{name}}-{{split}}.log",
     shell:
-        "posedet synth --layout {params.p[layout]} --num-images {params.p[num]} "
+        "{params.posedet} synth --layout {params.p[layout]} --num-images {params.p[num]} "
         "--size {params.p[size]} --density {params.p[density]} --seed {params.p[seed]} "
         "--pose-source {input.pose_source} --out {params.out} > {log} 2>&1"
 
@@ -26,9 +27,11 @@ rule dataset_stats:
         ann=lambda wc: P.annotation_file(PRESET, P.unslug(PRESET, wc.set), RES),
     output:
         f"{RES}/stats/{{set}}.json",
+    params:
+        posedet=POSEDET,
     conda:
         ENV
     log:
         f"{RES}/logs/stats/{{set}}.log",
     shell:
-        "posedet synth --stats-only {input.ann} --out {output} > {log} 2>&1"
+        "{params.posedet} synth --stats-only {input.ann} --out {output} > {log} 2>&1"

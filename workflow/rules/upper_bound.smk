@@ -10,6 +10,7 @@ rule upper_bound:
         metrics=f"{RES}/upper_bound/{{set}}.json",
         figure=f"{REP}/figure3_upper_bound_{{set}}.png",
     params:
+        posedet=POSEDET,
         thresholds=" ".join(str(t) for t in PRESET["upper_bound"]["thresholds"]),
         name=lambda wc: P.unslug(PRESET, wc.set),
     conda:
@@ -17,7 +18,7 @@ rule upper_bound:
     log:
         f"{RES}/logs/upper_bound/{{set}}.log",
     shell:
-        "posedet upper-bound --gt {input.ann} --thresholds {params.thresholds} "
+        "{params.posedet} upper-bound --gt {input.ann} --thresholds {params.thresholds} "
         "--name {params.name} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
 
 
