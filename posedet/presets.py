@@ -33,6 +33,10 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
     for key, value in (overrides or {}).items():
         if key in preset and not isinstance(preset[key], (dict, list)):
             preset[key] = value
+    # Relative data roots are relative to the repository, wherever Snakemake runs from.
+    for key in ("shared_data", "coco_root", "crowdpose_root"):
+        if preset.get(key) is not None and not Path(str(preset[key])).is_absolute():
+            preset[key] = str((Path(repo_root) / str(preset[key])).resolve())
     preset["_file"] = str(path)
     return preset
 
