@@ -1,6 +1,5 @@
 import json
 import logging
-import math
 from pathlib import Path
 
 import cv2

@@ -159,6 +159,9 @@ def _require(entry: Any, keys: Sequence[str], where: str) -> None:
         raise PoseDataError(f"{where}: missing required key(s) {missing}")
 
 
+_NUMBER_TYPES = {int, float}
+
+
 def _finite_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value))
@@ -285,6 +288,14 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
         if not isinstance(box, list) or len(box) != 4:
             raise PoseDataError(f"{where}: bbox must be a list of 4 numbers [x, y, w, h], "
                                 f"got {box!r}")
+        # Type check per entry (np.asarray would silently turn "3" into 3.0); finiteness is
+        # checked vectorised below.
+        if not {type(v) for v in kps} <= _NUMBER_TYPES:
+            bad = next(i for i, v in enumerate(kps) if type(v) not in _NUMBER_TYPES)
+            raise PoseDataError(f"{where}: keypoints[{bad}] = {kps[bad]!r} is not a number "
+                                f"(keypoint {skel.keypoints[bad // 3]!r})")
+        if not {type(v) for v in box} <= _NUMBER_TYPES:
+            raise PoseDataError(f"{where}: bbox {box!r} has a non-numeric value")
         if "area" in ann and not _finite_number(ann["area"]):
             raise PoseDataError(f"{where}: area {ann['area']!r} is not a finite number")
         if "area" in ann and ann["area"] < 0:
@@ -349,17 +360,14 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
 
 
 def _numeric_array(rows: list, shape: tuple, anns: list, what: str, skel: Skeleton) -> np.ndarray:
-    """Rows of numbers -> float64 array; the first non-numeric or non-finite value is an error.
+    """Rows of numbers -> float64 array; the first non-finite value is an error.
 
     Vectorised for the common case (real COCO train has ~260k annotations); the per-value
     search runs only when something is wrong.
     """
-    try:
-        arr = np.asarray(rows, dtype=np.float64).reshape(shape)
-        ok = np.isfinite(arr).reshape(len(rows), -1).all(axis=1)
-    except (TypeError, ValueError):
-        arr, ok = None, np.array([all(_finite_number(v) for v in r) for r in rows], dtype=bool)
-    if arr is not None and ok.all():
+    arr = np.asarray(rows, dtype=np.float64).reshape(shape)    # types were checked per entry
+    ok = np.isfinite(arr).reshape(len(rows), -1).all(axis=1)
+    if ok.all():
         return arr
     a = int(np.flatnonzero(~ok)[0])
     j = next(i for i, v in enumerate(rows[a]) if not _finite_number(v))
