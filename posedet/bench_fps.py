@@ -46,7 +46,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from posedet.data.reader import read_image
-    from posedet.data.transforms import test_transform, to_tensor
+    from posedet.data.transforms import inference_transform, to_tensor
     from posedet.decode import decode_candidates, postprocess
     from posedet.model.detector import PoseDet
 
@@ -68,7 +68,7 @@ def main(args) -> int:
             raise SystemExit(f"posedet bench fps: cannot read image {image_path}")
 
         def prepare(img):
-            res = test_transform(img, args.short_side, args.max_size, divisor)
+            res = inference_transform(img, args.short_side, args.max_size, divisor)
             return to_tensor(res["image"])[None].to(device)
 
         x = prepare(image)

@@ -56,8 +56,15 @@ def _seg_lengths(p: np.ndarray) -> np.ndarray:
 
 def _robust_scale(lengths: np.ndarray, mask: np.ndarray, canon: np.ndarray, q: float = 0.8) -> np.ndarray:
     """Per pose: q-quantile over labelled segments of length / canonical length."""
-    ratio = np.where(mask, lengths / canon, np.nan)
-    return np.nanquantile(ratio, q, axis=-1)
+    # Vectorised nan-quantile (np.nanquantile loops over rows in Python): NaNs sort last.
+    ratio = np.sort(np.where(mask, lengths / canon, np.nan), axis=-1)
+    m = mask.sum(-1)
+    pos = q * np.maximum(m - 1, 0)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, np.maximum(m - 1, 0))
+    rows = np.arange(len(ratio))
+    a, b = ratio[rows, lo], ratio[rows, hi]
+    return np.where(m > 0, a + (b - a) * (pos - lo), np.nan)
 
 
 def _fill_missing(p: np.ndarray, lab: np.ndarray, canon: dict[tuple[int, int], float], scale: float) -> np.ndarray:
@@ -158,10 +165,9 @@ class PosePrior:
         for _ in range(4):
             r = np.where(seg_mask, lengths / scale[:, None], np.nan)
             canon = np.nanmedian(r, axis=0)
-            canon = canon / canon[list(SEGMENTS).index((LS, LH))] * 1.0  # left flank ~ 1 torso
+            canon = canon / canon[list(SEGMENTS).index((LS, LH))]  # unit: left flank ~ torso length
             scale = np.maximum(_robust_scale(lengths, seg_mask, canon), 1e-3)
         canon_d = {s: float(c) for s, c in zip(SEGMENTS, canon)}
-        canon_d[(NECK, HEAD)] = canon_d[(NECK, HEAD)]
         out = np.empty_like(xy)
         for i in range(len(xy)):
             out[i] = _fill_missing(xy[i], lab[i], canon_d, scale[i])

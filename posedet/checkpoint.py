@@ -1,0 +1,163 @@
+"""Training checkpoints: what they hold, how they are written and read.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain containers, so that it
+loads with ``torch.load(path, weights_only=True)`` (no pickled classes):
+
+``format``            ``"posedet-checkpoint/1"``
+``model``             the model's ``state_dict`` (unwrapped from DDP)
+``optimizer``         optimiser ``state_dict`` (None in an inference-only export)
+``scheduler``         lr-scheduler ``state_dict`` with ``Counter`` fields turned into plain dicts
+``scaler``            GradScaler ``state_dict`` or None
+``rng``               ``torch`` (ByteTensor), ``cuda`` (list of ByteTensors), ``numpy``
+                      (dict of the MT19937 state, key as an int64 tensor), ``python`` (list)
+``step``, ``epoch``   optimiser steps done; epoch of the next step
+``total_steps``       length of the whole run in steps
+``complete``          True once the run reached ``total_steps``
+``config``            the variant config as a plain dict (``posedet.config.config_to_dict``)
+``model_signature``   ``model.model_signature()`` of the trained model
+``skeleton``          name, keypoints, sigmas and flip pairs of the training skeleton
+``meta``              torch version, world size, ... (informative only)
+
+Writes are atomic: the file is written to a temporary name in the same folder, flushed to disk
+and moved over the target with ``os.replace``, so a run killed while saving leaves the previous
+``last.pt`` intact.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "posedet-checkpoint/1"
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state",
+           "set_rng_state", "scheduler_state", "load_scheduler_state", "skeleton_dict",
+           "atomic_write_bytes"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked; the message names the file."""
+
+
+# ------------------------------------------------------------------------------------ RNG
+
+
+def rng_state() -> dict:
+    """RNG states of torch (CPU and every CUDA device), numpy's global RNG and ``random``,
+    as tensors and plain containers."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+    version, internal, gauss = random.getstate()
+    state["python"] = [int(version), [int(x) for x in internal], gauss]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda = list(state["cuda"])[:torch.cuda.device_count()]
+        for i, s in enumerate(cuda):
+            torch.cuda.set_rng_state(s, i)
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ------------------------------------------------------------------------------ scheduler
+
+
+def scheduler_state(scheduler) -> dict:
+    """``scheduler.state_dict()`` with ``collections.Counter`` values (MultiStepLR's
+    milestones) turned into plain dicts, which ``weights_only`` loading accepts."""
+    out = {}
+    for k, v in scheduler.state_dict().items():
+        out[k] = {int(a): int(b) for a, b in v.items()} if isinstance(v, Counter) else v
+    return out
+
+
+def load_scheduler_state(scheduler, state: dict) -> None:
+    state = dict(state)
+    current = scheduler.state_dict()
+    for k, v in state.items():
+        if isinstance(current.get(k), Counter) and isinstance(v, dict):
+            state[k] = Counter(v)
+    scheduler.load_state_dict(state)
+
+
+def skeleton_dict(skeleton) -> dict:
+    return {"name": skeleton.name, "keypoints": list(skeleton.keypoints),
+            "sigmas": [float(s) for s in skeleton.sigmas],
+            "flip_pairs": [list(p) for p in skeleton.flip_pairs]}
+
+
+# -------------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then ``os.replace`` it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """Atomically ``torch.save`` ``payload`` (adds ``format``)."""
+    payload = {"format": FORMAT, **payload}
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """``torch.load(path, weights_only=True)`` with errors that name the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises several kinds; all mean "unusable"
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a posedet checkpoint (format {got!r}, expected {FORMAT!r})")
+    for key in ("model", "config", "model_signature"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    return ckpt

@@ -1,0 +1,218 @@
+"""Ground-truth upper bound of OKS-NMS vs IoU-NMS (the paper's Figure 3; DESIGN.md).
+
+Model-free: the ground-truth poses of each image are the detections (score 1 each, in annotation
+order); greedy OKS-NMS (``oks_nms``: OKS over the labelled keypoints, v > 0, area = keypoint box
+w·h, ``min_area=0``) or IoU-NMS (``iou_nms`` on the keypoint boxes) runs at each threshold, and
+what survives is scored against the full ground truth: the CrowdPose metric (xtcocotools
+``keypoints_crowd``) on CrowdPose-like sets (K=14, every image with a crowdIndex), else the COCO
+metric (pycocotools; plus AP per crowd bin when the images carry a crowdIndex).
+
+Persons with no labelled keypoint (all v = 0: 499 of the 8,527 in CrowdPose val, 106 of them
+``iscrowd``) are not poses and are not passed as detections: xtcocotools drops such detections
+before matching anyway (``COCOeval._prepare``), faster-coco-eval would count them as false
+positives. Persons with labelled points but ``num_keypoints == 0`` (CrowdPose counts body joints
+only: head/neck-only people) are passed; the evaluators ignore their GT.
+
+``posedet upper-bound --gt ANN.json --thresholds 0.1 ... 1.0 --out M.json [--figure F.png] [--name L]``
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+
+import torch
+from tqdm import tqdm
+
+from posedet.evaluate import (
+    CROWD_BINS, EvaluationError, crowd_bin, detect_metric, evaluate_coco, evaluate_crowdpose,
+    evaluate_faster, has_crowd_index, load_gt, num_keypoints_of, write_json_atomic,
+)
+from posedet.oks_nms import iou_nms, keypoint_boxes, oks_nms
+from posedet.skeletons import skeleton_for_num_keypoints
+
+__all__ = ["NMS_KINDS", "DEFAULT_THRESHOLDS", "gt_detections", "nms_on_gt", "run_upper_bound",
+           "add_arguments", "main"]
+
+NMS_KINDS = ("oks", "iou")
+DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+MAX_DETS = 20   # maxDets of both keypoint evaluators: more detections per image are cut
+
+
+def gt_detections(gt: dict) -> dict:
+    """Per image (in ``images`` order): the annotations with at least one labelled keypoint, in
+    annotation order, as ``(annotations, [N, K, 3] float64 tensor)``."""
+    by_image: dict = {img["id"]: [] for img in gt["images"]}
+    for ann in gt["annotations"]:
+        if any(v > 0 for v in ann["keypoints"][2::3]):
+            by_image[ann["image_id"]].append(ann)
+    k = num_keypoints_of(gt)
+    out = {}
+    for img_id, anns in by_image.items():
+        poses = torch.tensor([a["keypoints"] for a in anns], dtype=torch.float64).reshape(len(anns), k, 3)
+        out[img_id] = (anns, poses)
+    return out
+
+
+def nms_on_gt(poses: torch.Tensor, kind: str, threshold: float, sigmas) -> list[int]:
+    """Indices (into ``poses``) that survive greedy NMS when every pose scores 1."""
+    if poses.shape[0] == 0:
+        return []
+    scores = torch.ones(poses.shape[0], dtype=torch.float64)
+    visible = poses[..., 2] > 0
+    if kind == "oks":
+        keep = oks_nms(poses, scores, threshold, sigmas, visible=visible, min_area=0.0)
+    elif kind == "iou":
+        keep = iou_nms(keypoint_boxes(poses, visible), scores, threshold)
+    else:
+        raise ValueError(f"unknown NMS kind {kind!r}: {NMS_KINDS}")
+    return keep.tolist()
+
+
+def _detection(ann: dict) -> dict:
+    return {"image_id": ann["image_id"], "category_id": ann["category_id"],
+            "keypoints": list(ann["keypoints"]), "score": 1.0}
+
+
+def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, metric: str = "auto",
+                    evaluator: str = "official", name: str | None = None, progress: bool = True) -> dict:
+    """The study on one annotation file; returns the JSON-ready result (one row per NMS kind and
+    threshold, with every metric of the evaluator and the number of poses suppressed)."""
+    t0 = time.perf_counter()
+    gt, gt_name = load_gt(gt_json)
+    if metric == "auto":
+        metric = detect_metric(gt)
+    k = num_keypoints_of(gt)
+    sigmas = skeleton_for_num_keypoints(k).sigmas
+    per_image = gt_detections(gt)
+    bins = {img["id"]: crowd_bin(img["crowdIndex"]) for img in gt["images"]} if has_crowd_index(gt) else None
+    n_in = sum(len(a) for a, _ in per_image.values())
+    n_bin_in = Counter(bins[i] for i, (a, _) in per_image.items() for _ in a) if bins else None
+
+    if evaluator == "faster-coco-eval":
+        package = "faster-coco-eval"
+        score = lambda dets: evaluate_faster(gt_json, dets, metric)  # noqa: E731
+    elif evaluator == "official":
+        package = "xtcocotools" if metric == "crowdpose" else "pycocotools"
+        score = (lambda dets: evaluate_crowdpose(gt_json, dets)) if metric == "crowdpose" \
+            else (lambda dets: evaluate_coco(gt_json, dets))
+    else:
+        raise ValueError(f"unknown evaluator {evaluator!r}: official or faster-coco-eval")
+
+    rows, cache = [], {}
+    t_nms = t_eval = 0.0
+    steps = [(kind, float(t)) for kind in kinds for t in thresholds]
+    bar = tqdm(steps, desc=f"upper bound {name or gt_name}", unit="setting", disable=not progress,
+               file=sys.stderr)
+    for kind, thr in bar:
+        bar.set_postfix_str(f"{kind}-NMS @ {thr:g}")
+        ts = time.perf_counter()
+        dets, kept_ids = [], []
+        suppressed_bin: Counter = Counter()
+        for img_id, (anns, poses) in per_image.items():
+            keep = nms_on_gt(poses, kind, thr, sigmas)
+            dets.extend(_detection(anns[i]) for i in sorted(keep))   # annotation order
+            kept_ids.extend(anns[i]["id"] for i in keep)
+            if bins is not None:
+                suppressed_bin[bins[img_id]] += len(anns) - len(keep)
+        t_nms += time.perf_counter() - ts
+        key = frozenset(kept_ids)
+        ts = time.perf_counter()
+        if key not in cache:           # e.g. both kinds at 1.0 keep the same poses: score once
+            cache[key] = score(dets)
+        t_eval += time.perf_counter() - ts
+        row = {"nms": kind, "threshold": thr, **cache[key],
+               "num_detections_in": n_in, "num_kept": len(dets), "num_suppressed": n_in - len(dets)}
+        if bins is not None:
+            row["num_suppressed_per_bin"] = {label: suppressed_bin[label] for label, _ in CROWD_BINS}
+        rows.append(row)
+        bar.set_postfix_str(f"{kind}-NMS @ {thr:g}: AP {row['AP']:.4f}, suppressed {row['num_suppressed']}")
+    bar.close()
+
+    per_img_counts = [len(a) for a, _ in per_image.values()]
+    from importlib.metadata import version
+    return {
+        "name": name or gt_name,
+        "study": "gt_upper_bound_nms",
+        "metric": metric,
+        "metric_names": [m for m in rows[0] if m not in ("nms", "threshold") and not m.startswith("num_")]
+        if rows else [],
+        "thresholds": [float(t) for t in thresholds],
+        "nms_kinds": list(kinds),
+        "rows": rows,
+        "protocol": {
+            "detections": "GT poses with >= 1 labelled keypoint, score 1, annotation order",
+            "oks": "posedet.oks_nms.oks_nms: COCO OKS (e = d^2 / (2 area (2 sigma)^2)) over the labelled "
+                   "(v>0) keypoints of the candidate, area = its keypoint box w*h, min_area 0; "
+                   "suppress when OKS > threshold",
+            "iou": "posedet.oks_nms.iou_nms on the keypoint boxes (labelled keypoints); suppress when IoU > threshold",
+            "sigmas": list(sigmas),
+            "crowd_bins": "easy < 0.2 <= medium < 0.8 <= hard (crowdIndex)" if bins else None,
+        },
+        "provenance": {
+            "gt": gt_name,
+            "evaluator": package,
+            "evaluator_version": version(package),
+            "num_images": len(gt["images"]),
+            "num_gt_persons": len(gt["annotations"]),
+            "num_gt_without_labelled_keypoints": len(gt["annotations"]) - n_in,
+            "num_detections_in": n_in,
+            "num_detections_in_per_bin": dict(n_bin_in) if n_bin_in else None,
+            "images_over_max_dets": sum(1 for c in per_img_counts if c > MAX_DETS),
+            "num_evaluations": len(cache),
+            "seconds_nms": round(t_nms, 2),
+            "seconds_eval": round(t_eval, 2),
+            "seconds_total": round(time.perf_counter() - t0, 2),
+        },
+    }
+
+
+def format_table(result: dict) -> str:
+    cols = [c for c in ("AP", "AP50", "AP75", "AP_easy", "AP_medium", "AP_hard") if c in result["metric_names"]]
+    lines = [f"{'nms':>4} {'thr':>4} " + " ".join(f"{c:>9}" for c in cols) + f" {'suppressed':>10}"]
+    for r in result["rows"]:
+        vals = " ".join(f"{'n/a':>9}" if r[c] is None else f"{r[c]:9.4f}" for c in cols)
+        lines.append(f"{r['nms']:>4} {r['threshold']:4.2f} {vals} {r['num_suppressed']:10d}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--gt", required=True, help="COCO-format keypoint annotations (images not needed)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS),
+                        help="NMS thresholds (default 0.1 ... 1.0)")
+    parser.add_argument("--nms", nargs="+", choices=NMS_KINDS, default=list(NMS_KINDS), help="NMS kinds")
+    parser.add_argument("--metric", choices=("auto", "coco", "crowdpose"), default="auto",
+                        help="auto: crowdpose when every image has a crowdIndex and K=14, else coco")
+    parser.add_argument("--evaluator", choices=("official", "faster-coco-eval"), default="official")
+    parser.add_argument("--out", required=True, help="metrics JSON to write")
+    parser.add_argument("--figure", help="PNG of the Figure 3 plot to write")
+    parser.add_argument("--name", help="data-set label (JSON and figure title)")
+    parser.add_argument("--title", help="figure title (default: derived from --name)")
+
+
+def main(args) -> int:
+    for t in args.thresholds:
+        if not 0.0 <= t <= 1.0:
+            print(f"posedet upper-bound: error: threshold {t} outside [0, 1]", file=sys.stderr)
+            return 2
+    try:
+        result = run_upper_bound(args.gt, args.thresholds, args.nms, metric=args.metric,
+                                 evaluator=args.evaluator, name=args.name)
+    except EvaluationError as e:
+        print(f"posedet upper-bound: error: {e}", file=sys.stderr)
+        return 2
+    write_json_atomic(args.out, result)
+    print(format_table(result))
+    p = result["provenance"]
+    print(f"{p['num_images']} images, {p['num_detections_in']} GT poses as detections; "
+          f"{p['num_evaluations']} evaluations ({p['evaluator']} {p['evaluator_version']}), "
+          f"{p['seconds_total']:.1f} s")
+    print(f"wrote {args.out}")
+    if args.figure:
+        from posedet.figures import plot_upper_bound
+        title = args.title or f"GT upper bound of OKS-NMS vs IoU-NMS: {result['name']}"
+        plot_upper_bound([result], args.figure, title)
+        print(f"wrote {args.figure}")
+    return 0
