@@ -38,7 +38,8 @@ FORMAT = "posedet-checkpoint/1"
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state",
            "set_rng_state", "scheduler_state", "load_scheduler_state", "skeleton_dict",
-           "atomic_write_bytes"]
+           "atomic_write_bytes", "build_model_from_config", "model_from_checkpoint",
+           "load_model_from_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -161,3 +162,58 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
     return ckpt
+
+
+# ---------------------------------------------------------------------------------- models
+
+
+def build_model_from_config(config: dict, num_keypoints: int):
+    """The detector described by a plain config dict's ``model`` section, with
+    ``num_keypoints`` keypoints (random head; backbone weights as the config says)."""
+    from posedet.model.detector import build_model
+
+    m = dict(config.get("model", config))
+    m["num_keypoints"] = int(num_keypoints)
+    return build_model(m)
+
+
+def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "<checkpoint>"):
+    """Rebuild the checkpoint's model (no pretrained download), load its weights strictly and
+    check ``model_signature`` against the stored one."""
+    config = dict(ckpt["config"])
+    model_cfg = dict(config.get("model", {}))
+    model_cfg["pretrained"] = False           # the trained weights replace them anyway
+    model_cfg["pretrained_file"] = None
+    config["model"] = model_cfg
+    skel = ckpt.get("skeleton") or {}
+    k = len(skel["keypoints"]) if skel.get("keypoints") else model_cfg.get("num_keypoints")
+    if not k:
+        raise CheckpointError(f"{path}: checkpoint records no keypoint count")
+    model = build_model_from_config(config, k)
+    sig = model.model_signature() if hasattr(model, "model_signature") else None
+    if sig is not None and ckpt["model_signature"] is not None and sig != ckpt["model_signature"]:
+        raise CheckpointError(f"{path}: stored model signature {ckpt['model_signature']} differs "
+                              f"from the model its config builds, {sig}")
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the {model_cfg.get('backbone')!r} "
+                              f"model of its config: {str(e).splitlines()[0]}") from None
+    return model
+
+
+def load_model_from_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                               backbone: str | None = None, num_keypoints: int | None = None):
+    """Load a trained model from a checkpoint file (eval mode). ``backbone`` /
+    ``num_keypoints``, when given, must match the checkpoint's (the error names both)."""
+    ckpt = load_checkpoint(path, map_location=map_location)
+    have_backbone = ckpt["config"].get("model", {}).get("backbone")
+    if backbone is not None and backbone != have_backbone:
+        raise CheckpointError(f"{os.fspath(path)}: checkpoint backbone {have_backbone!r}, "
+                              f"but {backbone!r} was requested")
+    skel = ckpt.get("skeleton") or {}
+    have_k = len(skel.get("keypoints") or []) or None
+    if num_keypoints is not None and have_k is not None and num_keypoints != have_k:
+        raise CheckpointError(f"{os.fspath(path)}: checkpoint has {have_k} keypoints "
+                              f"(skeleton {skel.get('name')!r}), but {num_keypoints} were requested")
+    return model_from_checkpoint(ckpt, os.fspath(path)).eval()

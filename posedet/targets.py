@@ -303,26 +303,32 @@ def heatmap_targets(gt_keypoints: Sequence[torch.Tensor], strides: Sequence[int]
     first = next((g for g in gt_keypoints if g.numel()), None)
     device = first.device if first is not None else torch.device("cpu")
     num_kp = int(first.shape[1]) if first is not None else (int(gt_keypoints[0].shape[1]) if len(gt_keypoints) else 0)
-    radius = 3 * sigma + 1
+    r = int(math.floor(3 * sigma + 1))
+    d = torch.arange(-r, r + 1, device=device)
+    g1 = torch.exp(-(d.float() ** 2) / (2 * sigma ** 2))
+    win = g1[:, None] * g1[None, :]                                              # [2r+1, 2r+1]
+    batch = len(gt_keypoints)
+    kps_all = [torch.as_tensor(g).to(device).float().reshape(-1, num_kp, 3) for g in gt_keypoints]
+    bidx = torch.cat([torch.full((g.shape[0],), b, dtype=torch.long, device=device)
+                      for b, g in enumerate(kps_all)]) if batch else torch.zeros(0, dtype=torch.long, device=device)
+    kps_cat = torch.cat(kps_all) if batch else torch.zeros(0, num_kp, 3, device=device)
     out = []
+    # scatter each keypoint's (2r+1)² window with a max-reduction: O(N·K·r²) instead of N·K·H·W
     for s, (h, w) in zip(strides, sizes):
-        hm = torch.zeros(len(gt_keypoints), num_kp, h, w, device=device)
-        ys = torch.arange(h, device=device, dtype=torch.float32)
-        xs = torch.arange(w, device=device, dtype=torch.float32)
-        for b, kps in enumerate(gt_keypoints):
-            if kps.numel() == 0:
-                continue
-            kps = kps.to(device).float()
-            cx = torch.floor(kps[..., 0] / s + 0.5)                                # [N, K]
-            cy = torch.floor(kps[..., 1] / s + 0.5)
-            ok = (kps[..., 2] > 0) & (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-            dx = xs[None, None] - cx[..., None]                                   # [N, K, W]
-            dy = ys[None, None] - cy[..., None]                                   # [N, K, H]
-            gx = torch.exp(-dx ** 2 / (2 * sigma ** 2)) * (dx.abs() <= radius)
-            gy = torch.exp(-dy ** 2 / (2 * sigma ** 2)) * (dy.abs() <= radius)
-            g = gy[..., :, None] * gx[..., None, :] * ok[..., None, None]          # [N, K, H, W]
-            hm[b] = g.amax(dim=0)
-        out.append(hm)
+        hm = torch.zeros(batch * num_kp * h * w, device=device)
+        if kps_cat.shape[0]:
+            cx = torch.floor(kps_cat[..., 0] / s + 0.5).long()                       # [N, K]
+            cy = torch.floor(kps_cat[..., 1] / s + 0.5).long()
+            ok = (kps_cat[..., 2] > 0) & (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+            n_i, k_i = torch.nonzero(ok, as_tuple=True)                               # labelled, on the map
+            yy = cy[n_i, k_i][:, None, None] + d[:, None]                            # [n, 2r+1, 1]
+            xx = cx[n_i, k_i][:, None, None] + d[None, :]                            # [n, 1, 2r+1]
+            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            plane = (bidx[n_i] * num_kp + k_i) * (h * w)                             # [n]
+            flat = plane[:, None, None] + yy * w + xx
+            vals = win.expand_as(flat)
+            hm = hm.scatter_reduce(0, flat[inside], vals[inside], reduce="amax", include_self=True)
+        out.append(hm.reshape(batch, num_kp, h, w))
     return out
 
 

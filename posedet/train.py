@@ -333,7 +333,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
             "total_steps": total_steps, "complete": complete,
             "config": config_to_dict(cfg), "model_signature": signature,
             "skeleton": ckpt_io.skeleton_dict(skeleton),
-            "meta": {"torch": torch.__version__, "world_size": world, "device": dev.type},
+            "meta": {"torch": str(torch.__version__), "world_size": world, "device": dev.type},
         }
 
     def save_last(complete: bool = False) -> None:
@@ -395,7 +395,8 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
                     sums[name] = sums.get(name, 0.0) + v.to(dev)
             if term_names is None:
-                term_names = sorted(sums, key=lambda n: (not n.startswith("loss_"), n))
+                # loss terms in the loss function's order (the first non-finite one is named)
+                term_names = sorted(sums, key=lambda n: 0 if n.startswith("loss_") else 1 if n == "loss" else 2)
             # one collective per step: non-finite flags, loss terms, counts, budget flag
             over_budget = budget_s is not None and time.monotonic() - t_start > budget_s
             vec = torch.stack([(~torch.isfinite(sums[n])).float() for n in term_names]

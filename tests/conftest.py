@@ -87,15 +87,34 @@ def run_posedet(args: list[str], env: dict | None = None, timeout: float = 300,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def train_in_process(args: list[str], threads: int = 1) -> int:
+    """``posedet ARGS`` in this process with ``threads`` intra-op threads (as the subprocess
+    helper), restoring the thread count and the global determinism flag afterwards."""
+    import torch
+
+    from posedet.cli import main
+
+    det, n = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return main(args)
+    finally:
+        torch.set_num_threads(n)
+        torch.use_deterministic_algorithms(det)
+
+
+def tiny_train_args(synth: dict, out, *extra, **overrides) -> list[str]:
+    args = ["train", "--train-ann", synth["ann"], "--train-images", synth["images"],
+            "--out", str(out), "--device", "cpu"]
+    for o in tiny_overrides(**overrides) + list(extra):
+        args += ["--set", o]
+    return args
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, synth_coco) -> Path:
-    """One finished tiny training run (in a subprocess, one thread): RUN_DIR with final.pt,
-    last.pt, train_log.jsonl and summary.json. The reference of several tests."""
+    """One finished tiny training run (one thread): RUN_DIR with final.pt, last.pt,
+    train_log.jsonl and summary.json. The reference of several tests."""
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    args = ["train", "--train-ann", synth_coco["ann"], "--train-images", synth_coco["images"],
-            "--out", str(out), "--device", "cpu"]
-    for o in tiny_overrides():
-        args += ["--set", o]
-    res = run_posedet(args)
-    assert res.returncode == 0, res.stderr[-4000:]
+    assert train_in_process(tiny_train_args(synth_coco, out)) == 0
     return out

@@ -32,23 +32,31 @@ CROWDPOSE_AREA_FACTOR = 0.53  # CrowdPose has no `area`: its evaluation uses box
 def crowd_index(annotations: Sequence[Mapping]) -> float:
     """Crowd index of one image from its person annotations (COCO dicts with
     ``keypoints`` and ``bbox``); 0.0 when no person has a labelled joint."""
-    people = []
-    for a in annotations:
-        k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
-        pts = k[k[:, 2] > 0, :2]
-        if len(pts):
-            people.append((pts, np.asarray(a["bbox"], dtype=np.float64)))
-    if not people:
+    if not annotations:
         return 0.0
-    total = 0.0
-    for i, (pts_i, (x, y, w, h)) in enumerate(people):
-        nb = 0
-        for j, (pts_j, _) in enumerate(people):
-            if j != i:
-                nb += int(np.count_nonzero((pts_j[:, 0] >= x) & (pts_j[:, 0] <= x + w)
-                                           & (pts_j[:, 1] >= y) & (pts_j[:, 1] <= y + h)))
-        total += nb / len(pts_i)
-    return total / len(people)
+    kps = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in annotations]
+    if len({len(k) for k in kps}) != 1:
+        raise ValueError("annotations of one image have different keypoint counts")
+    return crowd_index_arrays(np.stack(kps), np.asarray([a["bbox"] for a in annotations], dtype=np.float64))
+
+
+def crowd_index_arrays(keypoints: np.ndarray, boxes: np.ndarray) -> float:
+    """Crowd index from ``keypoints [n, K, 3]`` (x, y, v) and COCO ``boxes [n, 4]``."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    lab = kp[..., 2] > 0
+    n_a = lab.sum(1)
+    keep = n_a > 0
+    if not keep.any():
+        return 0.0
+    kp, lab, n_a, boxes = kp[keep], lab[keep], n_a[keep], boxes[keep]
+    x, y = kp[None, :, :, 0], kp[None, :, :, 1]                 # [1, n, K]: joints of person j
+    x0, y0 = boxes[:, 0, None, None], boxes[:, 1, None, None]   # [n, 1, 1]: box of person i
+    x1, y1 = x0 + boxes[:, 2, None, None], y0 + boxes[:, 3, None, None]
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1) & lab[None]
+    inside[np.arange(len(kp)), np.arange(len(kp))] = False      # not one's own joints
+    n_b = inside.sum(axis=(1, 2))
+    return float(np.mean(n_b / n_a))
 
 
 def crowd_level(ci: float) -> str:

@@ -38,6 +38,9 @@ SEGMENTS = (
     (NECK, HEAD), (NECK, LS), (NECK, RS), (LS, LE), (LE, LW), (RS, RE), (RE, RW),
     (LS, LH), (RS, RH), (LH, LK), (LK, LA), (RH, RK), (RK, RA),
 )
+# Typical segment lengths (median over crowdpose_val.json, left flank = 1), used for
+# segments a small pose set never labels.
+DEFAULT_CANON = (0.47, 0.34, 0.32, 0.52, 0.41, 0.51, 0.41, 1.0, 1.0, 0.72, 0.72, 0.72, 0.72)
 # Kinematic chains (root, mid, end) for filling and for joint-angle jitter.
 CHAINS = ((LS, LE, LW), (RS, RE, RW), (LH, LK, LA), (RH, RK, RA))
 FLIP = CROWDPOSE14.flip_index
@@ -161,11 +164,14 @@ class PosePrior:
         scale = np.linalg.norm(xy[:, NECK] - 0.5 * (xy[:, LH] + xy[:, RH]), axis=-1)
         scale = np.where(lab[:, NECK], scale, np.linalg.norm(xy[:, LS] - xy[:, LH], axis=-1))
         scale = np.maximum(scale, 1e-3)
-        canon = np.ones(len(SEGMENTS))
+        canon = np.array(DEFAULT_CANON)
+        seen = seg_mask.any(0)
+        flank = list(SEGMENTS).index((LS, LH))
         for _ in range(4):
-            r = np.where(seg_mask, lengths / scale[:, None], np.nan)
-            canon = np.nanmedian(r, axis=0)
-            canon = canon / canon[list(SEGMENTS).index((LS, LH))]  # unit: left flank ~ torso length
+            r = np.where(seg_mask[:, seen], lengths[:, seen] / scale[:, None], np.nan)
+            canon[seen] = np.nanmedian(r, axis=0)
+            canon[~seen] = np.asarray(DEFAULT_CANON)[~seen] * canon[flank]  # never labelled: typical
+            canon = canon / canon[flank]  # unit: left flank ~ torso length
             scale = np.maximum(_robust_scale(lengths, seg_mask, canon), 1e-3)
         canon_d = {s: float(c) for s, c in zip(SEGMENTS, canon)}
         out = np.empty_like(xy)
@@ -199,24 +205,30 @@ class PosePrior:
     def sample(self, rng: np.random.Generator, *, mirror_p: float = 0.5, rot_sigma_deg: float = 8.0,
                angle_sigma_deg: float = 10.0, stretch_sigma: float = 0.05) -> np.ndarray:
         """One augmented normalised pose ``[14, 2]`` (torso-centred, ~unit torso)."""
-        p = self.poses[rng.integers(len(self.poses))].astype(np.float64).copy()
+        p = self.poses[rng.integers(len(self.poses))].astype(np.float64)
         if rng.random() < mirror_p:
-            p[:, 0] = -p[:, 0]
-            p = p[FLIP]
-        # Joint-angle jitter along the chains (keeps segment lengths).
-        for root, mid, end in CHAINS:
-            a1, a2 = np.deg2rad(rng.normal(0.0, angle_sigma_deg, 2))
-            p[[mid, end]] = _rotate(p[[mid, end]], p[root], a1)
-            p[end] = _rotate(p[end][None], p[mid], a2)[0]
-        p[HEAD] = _rotate(p[HEAD][None], p[NECK], np.deg2rad(rng.normal(0.0, angle_sigma_deg * 0.7)))[0]
+            p = p[FLIP] * [-1.0, 1.0]
+        else:
+            p = p.copy()
+        # Joint-angle jitter along the four limb chains at once (keeps segment lengths):
+        # mid and end turn about the root by a1, then the end about the mid by a2.
+        a = np.deg2rad(rng.normal(0.0, angle_sigma_deg, (4, 2)))
+        root, mid, end = _CH[:, 0], _CH[:, 1], _CH[:, 2]
+        p[mid] = _rot(p[mid] - p[root], a[:, 0]) + p[root]
+        p[end] = _rot(p[end] - p[root], a[:, 0]) + p[root]
+        p[end] = _rot(p[end] - p[mid], a[:, 1]) + p[mid]
+        p[HEAD] = _rot((p[HEAD] - p[NECK])[None], np.deg2rad(rng.normal(0.0, angle_sigma_deg * 0.7, 1)))[0] + p[NECK]
         # Global small rotation about the torso centre and mild stretch.
         rot = np.deg2rad(np.clip(rng.normal(0.0, rot_sigma_deg), -3 * rot_sigma_deg, 3 * rot_sigma_deg))
-        p = _rotate(p, np.zeros(2), rot)
+        p = _rot(p, np.full(14, rot))
         p *= np.exp(rng.normal(0.0, stretch_sigma, 2))
         return p
 
 
-def _rotate(pts: np.ndarray, center: np.ndarray, angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    d = pts - center
-    return center + np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], axis=1)
+_CH = np.array(CHAINS)
+
+
+def _rot(d: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotate vectors d[i] by angles[i]."""
+    c, s = np.cos(angles), np.sin(angles)
+    return np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], axis=1)
