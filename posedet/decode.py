@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from .grid import grid_points
-from .oks_nms import iou_nms, keypoint_boxes, oks_nms
+from .oks_nms import iou_nms, keypoint_boxes, pose_oks_nms
 
 __all__ = ["decode_candidates", "merge_candidates", "rescale_candidates", "postprocess",
            "to_coco_results"]
@@ -107,7 +107,8 @@ def postprocess(candidates: Sequence[dict], sigmas=None, nms: str = "oks", nms_t
                 pre_nms_topk: int | None = None) -> list[dict]:
     """Greedy NMS and the top ``max_dets`` poses of every image.
 
-    ``nms='oks'``: ``oks_nms`` with the pose area = keypoint-extent area clamped ≥ ``min_area``
+    ``nms='oks'``: ``pose_oks_nms`` (the authors' inference OKS: all keypoints, the pair's mean
+    keypoint-extent area, each clamped ≥ ``min_area``, no /2)
     (needs ``sigmas``); ``nms='iou'``: IoU-NMS on the keypoint boxes. A candidate is suppressed by
     a kept, higher-scoring one when their overlap > ``nms_thr``. ``pre_nms_topk`` (optional) keeps
     only the best candidates before NMS (the OKS matrix is N²·K).
@@ -128,7 +129,7 @@ def postprocess(candidates: Sequence[dict], sigmas=None, nms: str = "oks", nms_t
         if sc.numel() == 0:
             keep = torch.zeros(0, dtype=torch.long, device=sc.device)
         elif nms == "oks":
-            keep = oks_nms(kp, sc, nms_thr, sigmas, min_area=min_area)
+            keep = pose_oks_nms(kp, sc, nms_thr, sigmas, min_area=min_area)
         else:
             keep = iou_nms(keypoint_boxes(kp), sc, nms_thr)
         keep = keep[:max_dets]

@@ -20,7 +20,7 @@ from torchvision.ops import box_iou, nms as tv_nms
 
 __all__ = [
     "keypoint_boxes", "keypoint_box_area", "oks_matrix", "oks_eval", "oks_train",
-    "iou_matrix", "greedy_nms", "oks_nms", "iou_nms",
+    "iou_matrix", "greedy_nms", "oks_nms", "iou_nms", "pose_oks_matrix", "pose_oks_nms",
 ]
 
 
@@ -134,3 +134,25 @@ def iou_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torc
     rank_score = torch.empty_like(scores, dtype=torch.float32)
     rank_score[order] = torch.arange(order.numel(), 0, -1, dtype=torch.float32, device=scores.device)
     return tv_nms(boxes.float(), rank_score, threshold)
+
+
+def pose_oks_matrix(keypoints: torch.Tensor, sigmas, min_area: float = 32.0 ** 2) -> torch.Tensor:
+    """Symmetric OKS between predicted poses, as the authors' inference NMS defines it.
+
+    Differs from the evaluation OKS: every keypoint counts (predictions have no visibility), the
+    pair's area is the mean of the two keypoint-extent areas (each clamped ≥ ``min_area``), and
+    there is no "/2": e_k = d_k² / ((2σ_k)² · (a_i + a_j)/2).
+    """
+    xy = keypoints[..., :2].float()
+    a = keypoint_box_area(xy).clamp_min(min_area)
+    pair_area = (a[:, None] + a[None, :]) / 2                                 # [N, N]
+    d2 = ((xy[:, None] - xy[None]) ** 2).sum(-1)                              # [N, N, K]
+    return torch.exp(-d2 / (_vars(sigmas, xy) * pair_area[..., None])).mean(-1)
+
+
+def pose_oks_nms(keypoints: torch.Tensor, scores: torch.Tensor, threshold: float, sigmas,
+                 min_area: float = 32.0 ** 2) -> torch.Tensor:
+    """Greedy OKS-NMS of the model's inference (authors' formula, see ``pose_oks_matrix``)."""
+    if scores.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
+    return greedy_nms(pose_oks_matrix(keypoints, sigmas, min_area), scores, threshold)
