@@ -311,7 +311,7 @@ def evaluate_coco(gt_json, results, *, sigmas=None, crowd_bins: bool | None = No
         _require_crowd_index(gt, gt_name)
         for label, _ in CROWD_BINS:
             ids = [img["id"] for img in gt["images"] if crowd_bin(img["crowdIndex"]) == label]
-            # pycocotools with an empty imgIds list would evaluate nothing and report -1 anyway
+            # a bin without images has no AP (xtcocotools reports -1 there too, stored as None)
             metrics[f"AP_{label}"] = _pycocotools_stats(gt, dets, s, ids)["AP"] if ids else None
     return metrics
 

@@ -73,9 +73,11 @@ def plot_upper_bound(metrics_list: list[dict], out_png: str | os.PathLike, title
         ax.set_xlabel("NMS threshold")
     axes[0].set_ylabel("AP")
     axes[3].set_ylabel("AP")
-    axes[0].legend(loc="lower right", fontsize=9)
+    with_lines = [ax for ax in axes if ax.get_lines()]
+    if with_lines:
+        with_lines[0].legend(loc="lower right", fontsize=9)
     fig.suptitle(title, fontsize=12)
-    fig.text(0.5, -0.01, "GT poses as detections, all scored 1: every kept pose is correct, so AP = the share of "
-             "COCO's 101 recall points reached and moves in steps of 1/101; suppressed % is the direct count.",
+    fig.text(0.5, -0.01, "GT poses as detections, all scored 1: kept poses are (almost always) correct, so AP ≈ the "
+             "share of COCO's 101 recall points reached and moves in steps of 1/101; suppressed % is the direct count.",
              ha="center", va="top", fontsize=8, color="dimgrey")
     save_figure_atomic(fig, out_png)

@@ -25,8 +25,9 @@ import torch
 from tqdm import tqdm
 
 from posedet.evaluate import (
-    CROWD_BINS, EvaluationError, crowd_bin, detect_metric, evaluate_coco, evaluate_crowdpose,
-    evaluate_faster, has_crowd_index, load_gt, num_keypoints_of, write_json_atomic,
+    CROWD_BINS, EvaluationError, _require_area, _require_crowd_index, crowd_bin, detect_metric,
+    evaluate_coco, evaluate_crowdpose, evaluate_faster, has_crowd_index, load_gt, num_keypoints_of,
+    write_json_atomic,
 )
 from posedet.oks_nms import iou_nms, keypoint_boxes, oks_nms
 from posedet.skeletons import skeleton_for_num_keypoints
@@ -82,6 +83,12 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
     gt, gt_name = load_gt(gt_json)
     if metric == "auto":
         metric = detect_metric(gt)
+    if metric == "coco":
+        _require_area(gt, gt_name)          # fail before the NMS work, naming the file
+    elif metric == "crowdpose":
+        _require_crowd_index(gt, gt_name)
+    else:
+        raise ValueError(f"unknown metric {metric!r}: coco, crowdpose or auto")
     k = num_keypoints_of(gt)
     sigmas = skeleton_for_num_keypoints(k).sigmas
     per_image = gt_detections(gt)
@@ -130,6 +137,11 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
     bar.close()
 
     per_img_counts = [len(a) for a, _ in per_image.values()]
+    over = sum(1 for c in per_img_counts if c > MAX_DETS)
+    if over:
+        print(f"posedet upper-bound: warning: {over} images of {gt_name} have more than {MAX_DETS} poses; "
+              f"the evaluator scores only the first {MAX_DETS} of each, so AP < 1 even at threshold 1.0",
+              file=sys.stderr)
     from importlib.metadata import version
     return {
         "name": name or gt_name,
@@ -158,7 +170,7 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
             "num_gt_without_labelled_keypoints": len(gt["annotations"]) - n_in,
             "num_detections_in": n_in,
             "num_detections_in_per_bin": dict(n_bin_in) if n_bin_in else None,
-            "images_over_max_dets": sum(1 for c in per_img_counts if c > MAX_DETS),
+            "images_over_max_dets": over,
             "num_evaluations": len(cache),
             "seconds_nms": round(t_nms, 2),
             "seconds_eval": round(t_eval, 2),
