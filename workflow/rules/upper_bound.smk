@@ -13,13 +13,14 @@ rule upper_bound:
         posedet=POSEDET,
         thresholds=" ".join(str(t) for t in PRESET["upper_bound"]["thresholds"]),
         name=lambda wc: P.unslug(PRESET, wc.set),
+        evaluator=PRESET["upper_bound"].get("evaluator", "official"),
     conda:
         ENV
     log:
         f"{RES}/logs/upper_bound/{{set}}.log",
     shell:
         "{params.posedet} upper-bound --gt {input.ann} --thresholds {params.thresholds} "
-        "--name {params.name} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
+        "--name {params.name} --evaluator {params.evaluator} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
 
 
 rule nms_upper_bound:
