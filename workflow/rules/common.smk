@@ -14,3 +14,14 @@ def synth_params(wildcards):
         seed=int(ds["seed"]) * 10000 + split_offset,
         num=ds["splits"][wildcards.split],
     )
+
+
+
+def set_title(set_name):
+    """Human title of a data set for figure headings: says which set each figure used."""
+    ds = P.dataset_spec(PRESET, set_name)
+    if ds.get("title"):
+        return ds["title"]
+    if ds["kind"] == "synthetic":
+        return f"{set_name} (synthetic, {ds['layout']} layout, {ds['size']} px)"
+    return set_name

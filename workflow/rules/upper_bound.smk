@@ -13,6 +13,7 @@ rule upper_bound:
         posedet=POSEDET,
         thresholds=" ".join(str(t) for t in PRESET["upper_bound"]["thresholds"]),
         name=lambda wc: P.unslug(PRESET, wc.set),
+        title=lambda wc: set_title(P.unslug(PRESET, wc.set)),
         evaluator=PRESET["upper_bound"].get("evaluator", "official"),
     conda:
         ENV
@@ -20,7 +21,7 @@ rule upper_bound:
         f"{RES}/logs/upper_bound/{{set}}.log",
     shell:
         "{params.posedet} upper-bound --gt {input.ann} --thresholds {params.thresholds} "
-        "--name {params.name} --evaluator {params.evaluator} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
+        "--name {params.name} --evaluator {params.evaluator} --title {params.title:q} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
 
 
 rule nms_upper_bound:
