@@ -25,3 +25,31 @@ def set_title(set_name):
     if ds["kind"] == "synthetic":
         return f"{set_name} (synthetic, {ds['layout']} layout, {ds['size']} px)"
     return set_name
+
+
+def model_spec(name):
+    try:
+        return PRESET["models"][name]
+    except KeyError:
+        raise ValueError(f"preset {PRESET_NAME} has no model {name!r} (has: {', '.join(PRESET.get('models', {}))})") from None
+
+
+def model_overrides(name):
+    return " ".join(f"--set {shlex.quote(o)}" for o in model_spec(name).get("overrides", []))
+
+
+def set_images(set_name):
+    root = P.image_root(PRESET, set_name, RES)
+    if root is None:
+        raise ValueError(f"data set {set_name} has no images (annotations only)")
+    return root
+
+
+def model_eval_targets(kind):
+    """Every (model, eval set, mode) file of ``kind`` ('metrics' or 'predictions')."""
+    out = []
+    for name, spec in PRESET.get("models", {}).items():
+        for s in spec["eval"]:
+            for mode in ("refined", "coarse"):
+                out.append(f"{RES}/{kind}/{name}/{P.slug(s)}.{mode}.json")
+    return out
