@@ -31,7 +31,12 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     for name, (modname, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         if name == wanted:
-            mod = importlib.import_module(modname)
+            try:
+                mod = importlib.import_module(modname)
+            except ModuleNotFoundError as e:
+                if e.name != modname:
+                    raise
+                parser.exit(2, f"posedet {name}: not implemented yet ({modname} does not exist)\n")
             mod.add_arguments(p)
             modules[name] = mod
     return parser, modules
