@@ -18,6 +18,7 @@ rule train:
         images=lambda wc: set_images(model_spec(wc.model)["train"]),
         overrides=lambda wc: model_overrides(wc.model),
         out=lambda wc, output: str(Path(output.ckpt).parent),
+    threads: 64  # every core --cores allows (Snakemake caps it); sets torch's thread count
     conda:
         ENV
     log:
@@ -40,6 +41,7 @@ rule predict:
         images=lambda wc: set_images(P.unslug(PRESET, wc.set)),
         overrides=lambda wc: model_overrides(wc.model),
         coarse=lambda wc: "--coarse-only" if wc.mode == "coarse" else "",
+    threads: 64  # every core --cores allows (Snakemake caps it); sets torch's thread count
     conda:
         ENV
     log:
