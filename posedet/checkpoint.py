@@ -80,22 +80,36 @@ def set_rng_state(state: dict) -> None:
 # ------------------------------------------------------------------------------ scheduler
 
 
+def _plain(v):
+    if isinstance(v, Counter):
+        return {int(a): int(b) for a, b in v.items()}
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _like(template, v):
+    """``v`` with plain dicts turned back into Counters where ``template`` has one."""
+    if isinstance(template, Counter) and isinstance(v, dict):
+        return Counter(v)
+    if isinstance(template, dict) and isinstance(v, dict):
+        return {k: (_like(template[k], x) if k in template else x) for k, x in v.items()}
+    if isinstance(template, list) and isinstance(v, list) and len(template) == len(v):
+        return [_like(t, x) for t, x in zip(template, v)]
+    return v
+
+
 def scheduler_state(scheduler) -> dict:
     """``scheduler.state_dict()`` with ``collections.Counter`` values (MultiStepLR's
-    milestones) turned into plain dicts, which ``weights_only`` loading accepts."""
-    out = {}
-    for k, v in scheduler.state_dict().items():
-        out[k] = {int(a): int(b) for a, b in v.items()} if isinstance(v, Counter) else v
-    return out
+    milestones, also inside a ChainedScheduler) turned into plain dicts, which ``weights_only``
+    loading accepts."""
+    return _plain(scheduler.state_dict())
 
 
 def load_scheduler_state(scheduler, state: dict) -> None:
-    state = dict(state)
-    current = scheduler.state_dict()
-    for k, v in state.items():
-        if isinstance(current.get(k), Counter) and isinstance(v, dict):
-            state[k] = Counter(v)
-    scheduler.load_state_dict(state)
+    scheduler.load_state_dict(_like(scheduler.state_dict(), state))
 
 
 def skeleton_dict(skeleton) -> dict:

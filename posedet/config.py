@@ -9,8 +9,8 @@ between config files and no registry: a file lists the values that differ from t
 
     name: ""                         # free text, copied into logs and checkpoints
     model:
-      backbone: dla34                # dla34 | hrnet_w32 | hrnet_w48 | the test backbone of
-                                     # posedet/model/backbones.py
+      backbone: dla34                # dla34 | hrnet_w32 | hrnet_w48 | mobilenetv3_small_050 (the
+                                     # test / smoke backbone) | another timm features_only model
       skeleton: null                 # coco | crowdpose | null = taken from the training annotations
       num_keypoints: null            # null = from the skeleton; if set it must agree with it
       pretrained: false              # ImageNet weights through timm (needs network or a cache)
@@ -19,6 +19,9 @@ between config files and no registry: a file lists the values that differ from t
       intermediate_supervision: true # per-level heatmap heads, training only
       neck_channels: null            # null = the backbone's default (DLA 128, HRNet 256)
       head_channels: null            # null = neck_channels
+      embed_channels: null           # pose-embedding output width; null = head_channels
+      gn_groups: 32                  # GroupNorm groups in the head towers
+      embedding_save_memory: false   # recompute the embedding's samples in the backward pass
     loss:
       centroid: keypoints            # keypoints (mean of visible joints, paper) | box (ablation)
       heatmap_loss: focal            # focal (authors' code, CornerNet α=2 β=4) | l2 (paper text)
@@ -37,7 +40,14 @@ between config files and no registry: a file lists the values that differ from t
       lr_steps: [180, 200]           # ×lr_gamma at each; a value in (0, 1) is a fraction of the run,
                                      # a value ≥ 1 an epoch (epochs runs) or a step (iterations runs)
       lr_gamma: 0.1
-      grad_clip_norm: null           # clip the global gradient norm (null = no clipping)
+      warmup_iters: 5                # linear lr warm-up over the first steps, from
+      warmup_ratio: 0.3333333        # warmup_ratio · lr (the authors' mmdetection schedule)
+      grad_clip_norm: 35.0           # clip the global gradient norm (authors' code; null = off)
+      crop: person                   # person: the paper's random-person crop (input_size² patch
+                                     # centred on a random person, resized by U[scale_range]);
+                                     # full: the whole image, long side = input_size, padded
+                                     # to input_size² (= the view `posedet predict` sees at
+                                     # short_side = max_size = input_size; for overfit checks)
       scale_range: [0.5, 1.5]        # random-person crop: resize factor U[lo, hi]
       flip_prob: 0.5                 # horizontal flip with left/right swap
       min_keypoints: 1               # persons with fewer labelled keypoints are dropped from the crops
@@ -100,9 +110,13 @@ class ModelConfig:
     intermediate_supervision: bool = True
     neck_channels: Union[int, None] = None
     head_channels: Union[int, None] = None
+    embed_channels: Union[int, None] = None
+    gn_groups: int = 32
+    embedding_save_memory: bool = False
 
     def check(self, where: str) -> None:
-        _positive(self, where, "num_keypoints", "neck_channels", "head_channels")
+        _positive(self, where, "num_keypoints", "neck_channels", "head_channels", "embed_channels",
+                  "gn_groups")
         if not self.backbone:
             raise ValueError(f"{where}.backbone: must not be empty")
 
@@ -141,7 +155,10 @@ class TrainConfig:
     iterations: Union[int, None] = None
     lr_steps: list[float] = field(default_factory=lambda: [180, 200])
     lr_gamma: float = 0.1
-    grad_clip_norm: Union[float, None] = None
+    warmup_iters: int = 5
+    warmup_ratio: float = 1.0 / 3.0
+    grad_clip_norm: Union[float, None] = 35.0
+    crop: Literal["person", "full"] = "person"
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     flip_prob: float = 0.5
     min_keypoints: int = 1
@@ -171,6 +188,9 @@ class TrainConfig:
                              f"got {self.scale_range}")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ValueError(f"{where}.flip_prob: must be in [0, 1], got {self.flip_prob}")
+        if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:
+            raise ValueError(f"{where}.warmup_iters/warmup_ratio: need iters ≥ 0 and ratio in (0, 1], "
+                             f"got {self.warmup_iters}, {self.warmup_ratio}")
         if self.weight_decay < 0:
             raise ValueError(f"{where}.weight_decay: must be ≥ 0, got {self.weight_decay}")
         for name in ("min_keypoints", "num_workers", "seed"):

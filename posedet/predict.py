@@ -91,7 +91,8 @@ def resolve_config(ckpt: dict, ckpt_path: str, config: str | None, overrides: Se
         raise ckpt_io.CheckpointError(
             f"{ckpt_path}: checkpoint backbone {have['backbone']!r}, but {want['backbone']!r} was "
             f"requested ({config or '--set model.backbone'})")
-    for key in ("refine", "intermediate_supervision", "neck_channels", "head_channels"):
+    for key in ("refine", "intermediate_supervision", "neck_channels", "head_channels",
+                "embed_channels", "gn_groups"):
         if want[key] != have[key]:
             raise ckpt_io.CheckpointError(
                 f"{ckpt_path}: checkpoint has model.{key} = {have[key]!r}, but {want[key]!r} "

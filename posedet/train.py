@@ -10,8 +10,9 @@ on a time-budget stop), ``train_log.jsonl`` (one JSON object a line: every ``log
 mean of every loss term and count over the interval, lr, step, epoch, images/s; plus ``event``
 lines: start, resume, stopped_on_budget, non_finite, done) and ``summary.json``.
 
-Schedule: Adam, ``MultiStepLR`` stepped once per optimiser step (epoch milestones are converted to
-steps, see ``config.lr_milestones``).
+Schedule (the authors' mmdetection config): Adam, gradient norm clipped at 35, a 5-step linear
+warm-up from lr/3, then ``MultiStepLR`` — all stepped once per optimiser step (epoch milestones
+are converted to steps, see ``config.lr_milestones``).
 
 Determinism (CPU): the model is initialised from ``train.seed``; the sample order is
 ``DistributedSampler(seed=train.seed)`` (also with one process) re-shuffled per epoch; each
@@ -37,7 +38,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import random
 import sys
@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from posedet import checkpoint as ckpt_io
 from posedet.config import Config, config_to_dict, load_config, lr_milestones
@@ -120,6 +120,66 @@ def split_batch(batch: dict, parts: int) -> list[dict]:
     return out
 
 
+class FullImageTrainDataset(Dataset):
+    """``train.crop: full``: every image whole — resized so its long side is ``input_size``
+    (aspect kept), padded bottom/right to input_size², mirrored with ``flip_prob`` (draws from
+    ``(seed, epoch, index)``). It is exactly the view ``posedet predict`` sees with
+    short_side = max_size = input_size, so a run can be checked on its own training views
+    (tests/test_overfit.py). Not the paper's recipe (that is ``PoseTrainDataset``'s random-person
+    crop, whose views always have a person at the centre). Items as ``PoseTrainDataset``'s."""
+
+    def __init__(self, index, input_size: int, rng_seed: int = 0, flip_prob: float = 0.0,
+                 min_keypoints: int | None = 1) -> None:
+        from posedet.data.reader import SkippedImages, check_image_files, filter_for_training
+
+        if min_keypoints is not None:
+            index = filter_for_training(index, min_keypoints)
+        self.skipped_images = SkippedImages()
+        self.index, _ = check_image_files(index, self.skipped_images)
+        self.flip_index = list(index.skeleton.flip_index)
+        self.input_size, self.rng_seed, self.flip_prob = int(input_size), int(rng_seed), float(flip_prob)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, i: int) -> dict:
+        from posedet.data.reader import image_problem, read_image
+        from posedet.data.transforms import (hflip_boxes_xyxy, hflip_keypoints, inference_transform,
+                                             to_tensor)
+
+        rec, ann = self.index.images[i], self.index.annotations[i]
+        img = read_image(rec.path)
+        problem = image_problem(img, rec)
+        if problem is not None:
+            raise TrainError(f"{self.index.ann_file}: image {rec.file_name}: {problem}")
+        s = self.input_size
+        out = inference_transform(img, short_side=s, max_size=s, size_divisor=s)
+        scale, (_, w) = out["scale"], out["resized_size"]
+        image = out["image"]
+        kps = np.asarray(ann.keypoints, np.float32).copy()
+        labelled = kps[..., 2] > 0
+        kps[..., :2] = np.where(labelled[..., None], kps[..., :2] * scale, 0.0)
+        b = np.asarray(ann.boxes, np.float64).reshape(-1, 4) * scale
+        boxes = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1).astype(np.float32)
+        box_areas = (b[:, 2] * b[:, 3]).astype(np.float32)
+        areas = (np.asarray(ann.areas, np.float64) * scale ** 2).astype(np.float32)
+        if np.random.default_rng([self.rng_seed, self.epoch, int(i)]).random() < self.flip_prob:
+            image = image.copy()
+            image[:, :w] = image[:, :w][:, ::-1]
+            kps = hflip_keypoints(kps, w, self.flip_index)
+            boxes = hflip_boxes_xyxy(boxes, w)
+        boxes = np.clip(boxes, 0.0, float(s))
+        keep = labelled.any(axis=1)
+        return {"image": to_tensor(np.ascontiguousarray(image)),
+                "keypoints": torch.from_numpy(kps[keep]), "boxes": torch.from_numpy(boxes[keep]),
+                "areas": torch.from_numpy(areas[keep]), "box_areas": torch.from_numpy(box_areas[keep]),
+                "image_id": int(rec.id)}
+
+
 def to_device(targets: list[dict], device: torch.device) -> list[dict]:
     return [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
             for t in targets]
@@ -159,10 +219,22 @@ def set_deterministic(on: bool, device: torch.device) -> None:
     if not on:
         return
     if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_scheduler(optimizer, tc, milestones: list[int]):
+    """MultiStepLR (×lr_gamma at each milestone step), after a linear warm-up from
+    warmup_ratio·lr over warmup_iters steps (mmcv's 'linear' warm-up) when warmup_iters > 0."""
+    from torch.optim import lr_scheduler as S
+
+    steps = S.MultiStepLR(optimizer, milestones=milestones, gamma=tc.lr_gamma)
+    if not tc.warmup_iters:
+        return steps
+    warm = S.LinearLR(optimizer, start_factor=tc.warmup_ratio, end_factor=1.0,
+                      total_iters=tc.warmup_iters)
+    return S.ChainedScheduler([warm, steps], optimizer=optimizer)
 
 
 def build_model_for(cfg: Config, num_keypoints: int):
@@ -228,6 +300,8 @@ def train(cfg: Config, train_ann: str, train_images: str | None, out_dir: str,
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if tc.deterministic:        # read by cuBLAS when it starts: set before CUDA is touched
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dev = resolve_device(device, local_rank)
     distributed = world > 1
     if distributed and not dist.is_initialized():
@@ -269,9 +343,13 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
     if cfg.model.num_keypoints is not None and cfg.model.num_keypoints != k:
         raise TrainError(f"model.num_keypoints is {cfg.model.num_keypoints} but {train_ann} has "
                          f"{k} keypoints (skeleton {skeleton.name!r})")
-    dataset = PoseTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
-                               scale_range=tuple(tc.scale_range), flip_prob=tc.flip_prob,
-                               min_keypoints=tc.min_keypoints)
+    if tc.crop == "person":
+        dataset = PoseTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
+                                   scale_range=tuple(tc.scale_range), flip_prob=tc.flip_prob,
+                                   min_keypoints=tc.min_keypoints)
+    else:
+        dataset = FullImageTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
+                                        flip_prob=tc.flip_prob, min_keypoints=tc.min_keypoints)
     if len(dataset) == 0:
         raise TrainError(f"{train_ann}: no image with a trainable person "
                          f"(≥ {tc.min_keypoints} labelled keypoints)")
@@ -292,7 +370,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
             model, device_ids=[dev.index] if dev.type == "cuda" else None,
             find_unused_parameters=tc.find_unused_parameters)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=tc.lr_gamma)
+    scheduler = build_scheduler(optimizer, tc, milestones)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
 
     out.mkdir(parents=True, exist_ok=True)

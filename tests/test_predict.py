@@ -16,7 +16,6 @@ from posedet.predict import (hflip_view, tta_sizes, unflip_keypoints, view_candi
                              view_to_original)
 from posedet.skeletons import COCO17, CROWDPOSE14
 
-from conftest import run_posedet
 
 # ------------------------------------------------------------------------ pure geometry
 
