@@ -12,7 +12,6 @@ CPU/GPU model, torch/CUDA versions, threads, input size, what was timed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from posedet.atomic import write_json_atomic
 
 
 def cpu_model() -> str:
@@ -76,11 +77,7 @@ def time_calls(fn, repeats: int, warmup: int, device: str) -> list[float]:
 
 
 def write_json(obj, out: str | Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, out)
+    write_json_atomic(out, obj)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from posedet.atomic import write_json_atomic
 from posedet.model.embedding import pose_embedding, pose_embedding_reference
 
 VARIANTS = ("pose_embedding", "pose_embedding_project_first", "deform_conv2d", "conv3x3")
@@ -207,11 +208,7 @@ def main(args) -> int:
         result = run_embedding_bench(threads=args.threads, size=args.size, channels=args.channels,
                                      k=args.num_keypoints, batch=args.batch, repeats=args.repeats,
                                      slow_repeats=args.slow_repeats, device=args.device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json_atomic(args.out, result, indent=1)
     summary = {name: {kind: round(s["min_ms"], 1) for kind, s in r.items()}
                for name, r in result.get("results", {}).items()}
     print(json.dumps({"min_ms": summary, "check": result.get("check_vs_deform_conv2d",

@@ -25,6 +25,8 @@ import os
 import tempfile
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
+
+from posedet.atomic import write_json_atomic  # noqa: F401  (re-exported)
 from typing import Any, Iterable
 
 import numpy as np
@@ -432,22 +434,6 @@ def evaluate(gt_json, results, metric: str = "auto", evaluator: str = "official"
     return {"metrics": metrics, "provenance": prov}
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Write JSON to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def format_metrics(metrics: dict) -> str:

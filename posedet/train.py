@@ -52,6 +52,7 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from posedet import checkpoint as ckpt_io
+from posedet.atomic import write_json_atomic
 from posedet.config import Config, config_to_dict, load_config, lr_milestones
 
 EXIT_NON_FINITE = 3
@@ -282,7 +283,7 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 
 def write_json(path: Path, obj) -> None:
-    ckpt_io.atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    write_json_atomic(path, obj)
 
 
 # ------------------------------------------------------------------------------ training
