@@ -50,3 +50,23 @@ def test_dry_run_builds_the_upper_bound_dag(preset, tmp_path):
                                       "--", "nms_upper_bound"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "upper_bound" in out.stdout and "synth_dataset" in out.stdout
+
+
+@pytest.mark.slow
+def test_smoke_train_eval_runs_end_to_end(tmp_path):
+    """The smoke preset's train → predict (refined, coarse) → evaluate chain, on synthetic sets
+    and on the real sample images, through Snakemake itself (in a scratch working directory)."""
+    out = subprocess.run(SNAKEMAKE + ["--cores", "2", "--directory", str(tmp_path), "--config", "preset=smoke",
+                                      "--", "train_eval"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    import json
+    metrics = sorted((tmp_path / "results" / "smoke" / "metrics").rglob("*.json"))
+    names = {f"{p.parent.name}/{p.name}" for p in metrics}
+    assert "smoke_crowdpose/samples_crowdpose-test.refined.json" in names
+    assert "smoke_coco/samples_coco-test.coarse.json" in names
+    assert len(names) == 8
+    for p in metrics:
+        m = json.loads(p.read_text())["metrics"]
+        assert 0.0 <= m["AP"] <= 1.0
+        if "crowdpose" in p.name:
+            assert {"AP_easy", "AP_medium", "AP_hard"} <= set(m)

@@ -34,6 +34,12 @@ def model_spec(name):
         raise ValueError(f"preset {PRESET_NAME} has no model {name!r} (has: {', '.join(PRESET.get('models', {}))})") from None
 
 
+def model_variant(name):
+    """The model's variant config; a relative path is relative to the repository."""
+    v = Path(model_spec(name)["variant"])
+    return str(v if v.is_absolute() else REPO / v)
+
+
 def model_overrides(name):
     return " ".join(f"--set {shlex.quote(o)}" for o in model_spec(name).get("overrides", []))
 

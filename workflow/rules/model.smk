@@ -10,7 +10,7 @@ wildcard_constraints:
 rule train:
     input:
         ann=lambda wc: P.annotation_file(PRESET, model_spec(wc.model)["train"], RES),
-        variant=lambda wc: model_spec(wc.model)["variant"],
+        variant=lambda wc: model_variant(wc.model),
     output:
         ckpt=f"{RES}/models/{{model}}/final.pt",
     params:
@@ -33,7 +33,7 @@ rule predict:
     input:
         ckpt=f"{RES}/models/{{model}}/final.pt",
         ann=lambda wc: P.annotation_file(PRESET, P.unslug(PRESET, wc.set), RES),
-        variant=lambda wc: model_spec(wc.model)["variant"],
+        variant=lambda wc: model_variant(wc.model),
     output:
         f"{RES}/predictions/{{model}}/{{set}}.{{mode}}.json",
     params:
