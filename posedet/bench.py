@@ -33,18 +33,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def manifest(device: str, threads: int, **extra) -> dict:
+def manifest(device, threads: int, **extra) -> dict:
+    """What every timing file records: machine, software, threads, load, and ``extra`` (shapes,
+    input size, what was timed)."""
+    import torchvision
+
+    device = str(device)
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
     m = {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda,
         "device": device,
-        "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
         "threads": threads,
         "platform": platform.platform(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if hasattr(os, "getloadavg"):
+        m["loadavg_at_start"] = list(os.getloadavg())
     m.update(extra)
     return m
 

@@ -14,45 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from posedet.atomic import write_json_atomic
+from posedet.bench import manifest as bench_manifest
 from posedet.model.embedding import pose_embedding, pose_embedding_reference
 
 VARIANTS = ("pose_embedding", "pose_embedding_project_first", "deform_conv2d", "conv3x3")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def manifest(device: torch.device, threads: int, **shapes) -> dict:
-    import torchvision
-
-    m = {"what": "pose embedding micro-benchmark (forward; forward+backward)",
-         "torch": torch.__version__, "torchvision": torchvision.__version__,
-         "device": str(device), "threads": threads, "cpu": cpu_model(),
-         "cpu_count": os.cpu_count(), "platform": platform.platform(),
-         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if hasattr(os, "getloadavg"):
-        m["loadavg_at_start"] = list(os.getloadavg())
-    if device.type == "cuda":
-        m["gpu"] = torch.cuda.get_device_name(device)
-        m["cuda"] = torch.version.cuda
-    m.update(shapes)
-    return m
 
 
 def _inputs(batch, channels, out_channels, k, size, device, dtype, seed):
@@ -149,7 +121,8 @@ def run_embedding_bench(threads: int = 2, size: int = 64, channels: int = 256, k
                 runs[name]["forward"].append(timed(fwd, fn))
                 runs[name]["forward_backward"].append(timed(fwd_bwd, fn))
         result = {
-            "manifest": manifest(dev, threads, batch=batch, channels=channels, out_channels=out_channels,
+            "manifest": bench_manifest(dev, threads, what="pose embedding micro-benchmark (forward; forward+backward)",
+                                     batch=batch, channels=channels, out_channels=out_channels,
                                  num_keypoints=k, size=size, dtype="float32", repeats=repeats,
                                  slow_repeats=slow_repeats, warmup=1, interleaved=True),
             "results": {name: {kind: _stats(v) for kind, v in rr.items()} for name, rr in runs.items()},

@@ -758,11 +758,13 @@ def _encode(image: np.ndarray, fmt: str, jpeg_quality: int) -> bytes:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 image from disk."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """RGB uint8 image from disk (the reader's decoder), raising when it cannot be read."""
+    from posedet.data.reader import read_image as _read
+
+    img = _read(path)
+    if img is None:
         raise ValueError(f"{path}: cannot read image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return img
 
 
 def prior_fingerprint(prior: PosePrior) -> str:
