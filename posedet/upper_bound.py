@@ -1,19 +1,33 @@
 """Ground-truth upper bound of OKS-NMS vs IoU-NMS (the paper's Figure 3; DESIGN.md).
 
 Model-free: the ground-truth poses of each image are the detections (score 1 each, in annotation
-order); greedy OKS-NMS (``oks_nms``: OKS over the labelled keypoints, v > 0, area = keypoint box
-w·h, ``min_area=0``) or IoU-NMS (``iou_nms`` on the keypoint boxes) runs at each threshold, and
-what survives is scored against the full ground truth: the CrowdPose metric (xtcocotools
-``keypoints_crowd``) on CrowdPose-like sets (K=14, every image with a crowdIndex), else the COCO
-metric (pycocotools; plus AP per crowd bin when the images carry a crowdIndex).
+order); greedy OKS-NMS or IoU-NMS (``iou_nms`` on the keypoint boxes of the labelled keypoints) runs
+at each threshold, and what survives is scored against the full ground truth: the CrowdPose metric
+(xtcocotools ``keypoints_crowd``) on CrowdPose-like sets (K=14, every image with a crowdIndex), else
+the COCO metric (pycocotools; plus AP per crowd bin when the images carry a crowdIndex).
 
-Persons with no labelled keypoint (all v = 0: 499 of the 8,527 in CrowdPose val, 106 of them
-``iscrowd``) are not poses and are not passed as detections: xtcocotools drops such detections
+Two OKS-NMS protocols (``--protocol``):
+
+* ``authors`` (default) — the script that produced the paper's Figure 3 (the authors'
+  ``tools/analyze_nms.py``; DESIGN.md): the pose already kept is the reference — OKS over *its*
+  labelled keypoints (v > 0), area = *its* keypoint box w·h, the training OKS
+  e = d² / ((2σ)² · area) (no COCO "/2") — and a candidate is suppressed when OKS ≥ the threshold
+  (IoU-NMS likewise suppresses when IoU ≥ the threshold). Persons whose visibility flags sum to
+  ≤ 1 (no labelled keypoint, or a single occluded one) are not passed as detections (215 such
+  single-point persons in CrowdPose val besides the 499 without any).
+* ``eval`` — the evaluation OKS (``oks_nms``: COCO's "/2", the *candidate's* labelled keypoints and
+  keypoint-box area, ``min_area=0``), suppress when OKS (IoU) > the threshold; every person with
+  at least one labelled keypoint is a detection.
+
+In both, persons with no labelled keypoint (all v = 0: 499 of the 8,527 in CrowdPose val, 106 of
+them ``iscrowd``) are not poses and are not passed as detections: xtcocotools drops such detections
 before matching anyway (``COCOeval._prepare``), faster-coco-eval would count them as false
 positives. Persons with labelled points but ``num_keypoints == 0`` (CrowdPose counts body joints
-only: head/neck-only people) are passed; the evaluators ignore their GT.
+only: head/neck-only people) are passed; the evaluators ignore their GT. The ground truth that the
+survivors are scored against is always the full annotation file.
 
-``posedet upper-bound --gt ANN.json --thresholds 0.1 ... 1.0 --out M.json [--figure F.png] [--name L]``
+``posedet upper-bound --gt ANN.json [--protocol authors|eval] --thresholds 0.1 ... 1.0 --out M.json
+[--figure F.png] [--name L]``
 """
 from __future__ import annotations
 
@@ -29,23 +43,35 @@ from posedet.evaluate import (
     evaluate_coco, evaluate_crowdpose, evaluate_faster, has_crowd_index, load_gt, num_keypoints_of,
     write_json_atomic,
 )
-from posedet.oks_nms import iou_nms, keypoint_boxes, oks_nms
+from posedet.oks_nms import iou_matrix, iou_nms, keypoint_box_area, keypoint_boxes, oks_matrix, oks_nms
 from posedet.skeletons import skeleton_for_num_keypoints
 
-__all__ = ["NMS_KINDS", "DEFAULT_THRESHOLDS", "gt_detections", "nms_on_gt", "run_upper_bound",
-           "add_arguments", "main"]
+__all__ = ["NMS_KINDS", "PROTOCOLS", "DEFAULT_PROTOCOL", "DEFAULT_THRESHOLDS", "gt_detections",
+           "nms_on_gt", "authors_overlap", "run_upper_bound", "add_arguments", "main"]
 
 NMS_KINDS = ("oks", "iou")
+PROTOCOLS = ("authors", "eval")
+DEFAULT_PROTOCOL = "authors"
 DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 MAX_DETS = 20   # maxDets of both keypoint evaluators: more detections per image are cut
 
 
-def gt_detections(gt: dict) -> dict:
-    """Per image (in ``images`` order): the annotations with at least one labelled keypoint, in
-    annotation order, as ``(annotations, [N, K, 3] float64 tensor)``."""
+def _is_detection(ann: dict, protocol: str) -> bool:
+    flags = ann["keypoints"][2::3]
+    if protocol == "authors":
+        return sum(flags) > 1          # analyze_nms.py: persons whose flags sum to <= 1 are skipped
+    return any(v > 0 for v in flags)
+
+
+def gt_detections(gt: dict, protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """Per image (in ``images`` order): the annotations that the protocol passes as detections (eval:
+    at least one labelled keypoint; authors: visibility flags summing to > 1), in annotation order,
+    as ``(annotations, [N, K, 3] float64 tensor)``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: {PROTOCOLS}")
     by_image: dict = {img["id"]: [] for img in gt["images"]}
     for ann in gt["annotations"]:
-        if any(v > 0 for v in ann["keypoints"][2::3]):
+        if _is_detection(ann, protocol):
             by_image[ann["image_id"]].append(ann)
     k = num_keypoints_of(gt)
     out = {}
@@ -55,18 +81,53 @@ def gt_detections(gt: dict) -> dict:
     return out
 
 
-def nms_on_gt(poses: torch.Tensor, kind: str, threshold: float, sigmas) -> list[int]:
-    """Indices (into ``poses``) that survive greedy NMS when every pose scores 1."""
+def authors_overlap(poses: torch.Tensor, kind: str, sigmas) -> torch.Tensor:
+    """[N, N] overlap of the authors' protocol: entry [r, c] is the overlap of candidate c with the
+    kept reference r — OKS over r's labelled keypoints with r's keypoint-box area and no "/2"
+    (training OKS), or the IoU of the two keypoint boxes."""
+    visible = poses[..., 2] > 0
+    if kind == "oks":
+        ref_area = keypoint_box_area(poses, visible)
+        # oks_matrix(pred, gt, ...) is [pred, gt] with gt the reference: transpose to [ref, cand]
+        return oks_matrix(poses, poses, ref_area, sigmas, gt_visible=visible, scale=1.0).T
+    if kind == "iou":
+        boxes = keypoint_boxes(poses, visible)
+        return iou_matrix(boxes, boxes)
+    raise ValueError(f"unknown NMS kind {kind!r}: {NMS_KINDS}")
+
+
+def _greedy_in_order(overlap: torch.Tensor, threshold: float) -> list[int]:
+    """Greedy NMS visiting the poses in order (all scores 1): a kept pose r suppresses every later
+    candidate c with ``overlap[r, c] >= threshold``."""
+    sup = (overlap >= threshold).cpu()
+    alive = torch.ones(overlap.shape[0], dtype=torch.bool)
+    keep = []
+    for i in range(overlap.shape[0]):
+        if alive[i]:
+            keep.append(i)
+            alive &= ~sup[i]
+            alive[i] = False
+    return keep
+
+
+def nms_on_gt(poses: torch.Tensor, kind: str, threshold: float, sigmas,
+              protocol: str = DEFAULT_PROTOCOL) -> list[int]:
+    """Indices (into ``poses``) that survive greedy NMS when every pose scores 1 (see the module
+    docstring for the two protocols)."""
+    if kind not in NMS_KINDS:
+        raise ValueError(f"unknown NMS kind {kind!r}: {NMS_KINDS}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: {PROTOCOLS}")
     if poses.shape[0] == 0:
         return []
+    if protocol == "authors":
+        return _greedy_in_order(authors_overlap(poses, kind, sigmas), threshold)
     scores = torch.ones(poses.shape[0], dtype=torch.float64)
     visible = poses[..., 2] > 0
     if kind == "oks":
         keep = oks_nms(poses, scores, threshold, sigmas, visible=visible, min_area=0.0)
-    elif kind == "iou":
-        keep = iou_nms(keypoint_boxes(poses, visible), scores, threshold)
     else:
-        raise ValueError(f"unknown NMS kind {kind!r}: {NMS_KINDS}")
+        keep = iou_nms(keypoint_boxes(poses, visible), scores, threshold)
     return keep.tolist()
 
 
@@ -76,7 +137,8 @@ def _detection(ann: dict) -> dict:
 
 
 def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, metric: str = "auto",
-                    evaluator: str = "official", name: str | None = None, progress: bool = True) -> dict:
+                    evaluator: str = "official", name: str | None = None, progress: bool = True,
+                    protocol: str = DEFAULT_PROTOCOL) -> dict:
     """The study on one annotation file; returns the JSON-ready result (one row per NMS kind and
     threshold, with every metric of the evaluator and the number of poses suppressed)."""
     t0 = time.perf_counter()
@@ -91,7 +153,10 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
         raise ValueError(f"unknown metric {metric!r}: coco, crowdpose or auto")
     k = num_keypoints_of(gt)
     sigmas = skeleton_for_num_keypoints(k).sigmas
-    per_image = gt_detections(gt)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: {PROTOCOLS}")
+    per_image = gt_detections(gt, protocol)
+    n_labelled = sum(1 for a in gt["annotations"] if any(v > 0 for v in a["keypoints"][2::3]))
     bins = {img["id"]: crowd_bin(img["crowdIndex"]) for img in gt["images"]} if has_crowd_index(gt) else None
     n_in = sum(len(a) for a, _ in per_image.values())
     n_bin_in = Counter(bins[i] for i, (a, _) in per_image.items() for _ in a) if bins else None
@@ -109,7 +174,7 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
     rows, cache = [], {}
     t_nms = t_eval = 0.0
     steps = [(kind, float(t)) for kind in kinds for t in thresholds]
-    bar = tqdm(steps, desc=f"upper bound {name or gt_name}", unit="setting", disable=not progress,
+    bar = tqdm(steps, desc=f"upper bound {name or gt_name} ({protocol})", unit="setting", disable=not progress,
                file=sys.stderr)
     for kind, thr in bar:
         bar.set_postfix_str(f"{kind}-NMS @ {thr:g}")
@@ -117,7 +182,7 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
         dets, kept_ids = [], []
         suppressed_bin: Counter = Counter()
         for img_id, (anns, poses) in per_image.items():
-            keep = nms_on_gt(poses, kind, thr, sigmas)
+            keep = nms_on_gt(poses, kind, thr, sigmas, protocol)
             dets.extend(_detection(anns[i]) for i in sorted(keep))   # annotation order
             kept_ids.extend(anns[i]["id"] for i in keep)
             if bins is not None:
@@ -152,12 +217,10 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
         "thresholds": [float(t) for t in thresholds],
         "nms_kinds": list(kinds),
         "rows": rows,
+        "oks_protocol": protocol,
         "protocol": {
-            "detections": "GT poses with >= 1 labelled keypoint, score 1, annotation order",
-            "oks": "posedet.oks_nms.oks_nms: COCO OKS (e = d^2 / (2 area (2 sigma)^2)) over the labelled "
-                   "(v>0) keypoints of the candidate, area = its keypoint box w*h, min_area 0; "
-                   "suppress when OKS > threshold",
-            "iou": "posedet.oks_nms.iou_nms on the keypoint boxes (labelled keypoints); suppress when IoU > threshold",
+            "name": protocol,
+            **(_AUTHORS_PROTOCOL if protocol == "authors" else _EVAL_PROTOCOL),
             "sigmas": list(sigmas),
             "crowd_bins": "easy < 0.2 <= medium < 0.8 <= hard (crowdIndex)" if bins else None,
         },
@@ -167,7 +230,8 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
             "evaluator_version": version(package),
             "num_images": len(gt["images"]),
             "num_gt_persons": len(gt["annotations"]),
-            "num_gt_without_labelled_keypoints": len(gt["annotations"]) - n_in,
+            "num_gt_without_labelled_keypoints": len(gt["annotations"]) - n_labelled,
+            "num_gt_left_out_by_protocol": n_labelled - n_in,
             "num_detections_in": n_in,
             "num_detections_in_per_bin": dict(n_bin_in) if n_bin_in else None,
             "images_over_max_dets": over,
@@ -177,6 +241,23 @@ def run_upper_bound(gt_json, thresholds=DEFAULT_THRESHOLDS, kinds=NMS_KINDS, *, 
             "seconds_total": round(time.perf_counter() - t0, 2),
         },
     }
+
+
+_AUTHORS_PROTOCOL = {
+    "source": "the authors' tools/analyze_nms.py (the script behind the paper's Figure 3), DESIGN.md",
+    "detections": "GT poses whose visibility flags sum to > 1, score 1, annotation order",
+    "oks": "training OKS with the kept pose as reference: e = d^2 / ((2 sigma)^2 area), no '/2', over the "
+           "kept pose's labelled (v>0) keypoints, area = its keypoint box w*h; suppress when OKS >= threshold",
+    "iou": "IoU of the keypoint boxes (labelled keypoints); suppress when IoU >= threshold",
+}
+_EVAL_PROTOCOL = {
+    "source": "the COCO evaluation OKS (pycocotools computeOks)",
+    "detections": "GT poses with >= 1 labelled keypoint, score 1, annotation order",
+    "oks": "posedet.oks_nms.oks_nms: COCO OKS (e = d^2 / (2 area (2 sigma)^2)) over the labelled "
+           "(v>0) keypoints of the candidate, area = its keypoint box w*h, min_area 0; "
+           "suppress when OKS > threshold",
+    "iou": "posedet.oks_nms.iou_nms on the keypoint boxes (labelled keypoints); suppress when IoU > threshold",
+}
 
 
 def format_table(result: dict) -> str:
@@ -195,6 +276,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS),
                         help="NMS thresholds (default 0.1 ... 1.0)")
     parser.add_argument("--nms", nargs="+", choices=NMS_KINDS, default=list(NMS_KINDS), help="NMS kinds")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                        help="authors (default): the authors' analyze_nms.py (kept pose is the reference, "
+                             "training OKS without /2, suppress at >= thr, persons with flag sum <= 1 "
+                             "left out); eval: the COCO evaluation OKS of the candidate, suppress at > thr")
     parser.add_argument("--metric", choices=("auto", "coco", "crowdpose"), default="auto",
                         help="auto: crowdpose when every image has a crowdIndex and K=14, else coco")
     parser.add_argument("--evaluator", choices=("official", "faster-coco-eval"), default="official")
@@ -211,7 +296,8 @@ def main(args) -> int:
             return 2
     try:
         result = run_upper_bound(args.gt, args.thresholds, args.nms, metric=args.metric,
-                                 evaluator=args.evaluator, name=args.name)
+                                 evaluator=args.evaluator, name=args.name,
+                                 protocol=getattr(args, "protocol", DEFAULT_PROTOCOL))
     except EvaluationError as e:
         print(f"posedet upper-bound: error: {e}", file=sys.stderr)
         return 2
@@ -223,8 +309,9 @@ def main(args) -> int:
           f"{p['seconds_total']:.1f} s")
     print(f"wrote {args.out}")
     if args.figure:
-        from posedet.figures import plot_upper_bound
-        title = args.title or f"GT upper bound of OKS-NMS vs IoU-NMS: {result['name']}"
+        from posedet.report.figures import plot_upper_bound
+        title = args.title or (f"GT upper bound of OKS-NMS vs IoU-NMS: {result['name']} "
+                               f"({result['oks_protocol']} protocol)")
         plot_upper_bound([result], args.figure, title)
         print(f"wrote {args.figure}")
     return 0

@@ -1,4 +1,4 @@
-"""GT-upper-bound NMS study (posedet.upper_bound) and its figure (posedet.figures)."""
+"""GT-upper-bound NMS study (posedet.upper_bound), both OKS protocols, and its figure (posedet.report.figures)."""
 from __future__ import annotations
 
 import argparse
@@ -111,10 +111,12 @@ def test_cli_writes_json_and_figure(tmp_path, capsys):
     path.write_text(json.dumps(tiny_set()))
     out, fig = tmp_path / "res" / "ub.json", tmp_path / "fig" / "ub.png"
     ns = argparse.Namespace(gt=str(path), thresholds=[0.3, 0.5, 1.0], nms=["oks", "iou"], metric="auto",
-                            evaluator="official", out=str(out), figure=str(fig), name="tiny", title=None)
+                            evaluator="official", out=str(out), figure=str(fig), name="tiny", title=None,
+                            protocol="eval")
     assert U.main(ns) == 0
     d = json.loads(out.read_text())
     assert d["name"] == "tiny" and d["thresholds"] == [0.3, 0.5, 1.0] and len(d["rows"]) == 6
+    assert d["oks_protocol"] == "eval" and d["protocol"]["name"] == "eval"
     assert {"AP", "AP50", "AP75", "AP_easy", "AP_medium", "AP_hard"} <= set(d["metric_names"])
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in capsys.readouterr().out
@@ -143,7 +145,7 @@ def test_real_crowdpose_val_threshold_one_is_the_pipeline_check():
     if not path.is_file():
         pytest.skip(f"{path} not present")
     # one official evaluation (~10 s): both kinds at 1.0 keep the same poses and share it
-    res = U.run_upper_bound(path, [1.0], progress=False)
+    res = U.run_upper_bound(path, [1.0], progress=False, protocol="eval")
     p = res["provenance"]
     assert p["num_images"] == 2000 and p["num_gt_persons"] == 8527
     assert p["num_gt_without_labelled_keypoints"] == 499 and p["num_detections_in"] == 8028
@@ -156,3 +158,102 @@ def test_real_crowdpose_val_threshold_one_is_the_pipeline_check():
         # the first one's detection takes the second one's GT, whose own detection then matches
         # nothing at OKS >= 0.55 -> one false positive, at the same score as everything else
         assert row["AP"] < 1.0
+
+
+# ----------------------------------------------------------------------------- the two OKS protocols
+
+def _poses(*flat):
+    return torch.tensor(flat, dtype=torch.float64).view(len(flat), 14, 3)
+
+
+def test_default_protocol_is_the_authors_script():
+    assert U.DEFAULT_PROTOCOL == "authors"
+    import inspect
+    assert inspect.signature(U.run_upper_bound).parameters["protocol"].default == "authors"
+    parser = argparse.ArgumentParser()
+    U.add_arguments(parser)
+    assert parser.parse_args(["--gt", "x", "--out", "y"]).protocol == "authors"
+    assert parser.parse_args(["--gt", "x", "--out", "y", "--protocol", "eval"]).protocol == "eval"
+
+
+def test_authors_oks_is_training_oks_with_the_kept_pose_as_reference():
+    gt = tiny_set()
+    a = np.asarray(gt["annotations"][0]["keypoints"], float).reshape(14, 3)
+    b = a.copy()
+    b[:, :2] += np.linspace(1, 14, 14)[:, None]          # a different shift per keypoint
+    b[7:, 2] = 0                                          # the candidate labels only its first 7 points
+    ov = U.authors_overlap(_poses(a.ravel().tolist(), b.ravel().tolist()), "oks", CROWDPOSE14.sigmas)
+    sig = np.asarray(CROWDPOSE14.sigmas)
+    d2 = ((a[:, :2] - b[:, :2]) ** 2).sum(1)
+
+    def oks(ref_vis, ref_xy):
+        area = np.ptp(ref_xy[ref_vis, 0]) * np.ptp(ref_xy[ref_vis, 1])
+        return np.exp(-d2 / ((2 * sig) ** 2 * area))[ref_vis].mean()   # no "/2"
+
+    # [ref, cand]: ref a (all 14 labelled) -> over a's 14 points and a's area; ref b -> b's 7 and b's area
+    assert ov[0, 1].item() == pytest.approx(oks(a[:, 2] > 0, a[:, :2]), rel=1e-9)
+    assert ov[1, 0].item() == pytest.approx(oks(b[:, 2] > 0, b[:, :2]), rel=1e-9)
+    # the evaluation OKS has the "/2": larger for the same pair
+    e_ov = oks_eval(_poses(b.ravel().tolist()), _poses(a.ravel().tolist()), keypoint_box_area(_poses(a.ravel().tolist())),
+                    CROWDPOSE14.sigmas).item()
+    assert e_ov > ov[0, 1].item()
+
+
+def test_authors_reference_asymmetry_decides_who_is_suppressed():
+    gt = tiny_set()
+    full = np.asarray(gt["annotations"][0]["keypoints"], float).reshape(14, 3)
+    part = full.copy()
+    part[3:, :] = 0                                       # only 3 labelled points, on top of full's
+    p_then_f = _poses(part.ravel().tolist(), full.ravel().tolist())
+    f_then_p = _poses(full.ravel().tolist(), part.ravel().tolist())
+    s = CROWDPOSE14.sigmas
+    # authors: the kept pose is the reference
+    assert U.nms_on_gt(p_then_f, "oks", 0.5, s, "authors") == [0]       # part kept: full matches its 3 points
+    assert U.nms_on_gt(f_then_p, "oks", 0.5, s, "authors") == [0, 1]    # full kept: part misses 11 of 14
+    # eval: the candidate is the reference (its labelled points, its area)
+    assert U.nms_on_gt(p_then_f, "oks", 0.5, s, "eval") == [0, 1]
+    assert U.nms_on_gt(f_then_p, "oks", 0.5, s, "eval") == [0]
+
+
+def test_authors_suppress_at_threshold_equality_eval_strictly_above():
+    gt = tiny_set()
+    a = gt["annotations"][0]["keypoints"]
+    twins = _poses(a, a)
+    s = CROWDPOSE14.sigmas
+    assert U.nms_on_gt(twins, "oks", 1.0, s, "authors") == [0]        # OKS = 1 >= 1.0
+    assert U.nms_on_gt(twins, "iou", 1.0, s, "authors") == [0]        # IoU = 1 >= 1.0
+    assert U.nms_on_gt(twins, "oks", 1.0, s, "eval") == [0, 1]        # OKS = 1 is not > 1.0
+    assert U.nms_on_gt(twins, "iou", 1.0, s, "eval") == [0, 1]
+    with pytest.raises(ValueError, match="unknown protocol"):
+        U.nms_on_gt(twins, "oks", 0.5, s, "coco")
+
+
+def test_authors_leave_out_persons_whose_flags_sum_to_at_most_one(tmp_path):
+    gt = tiny_set()
+    one_occluded = [0.0] * 42
+    one_occluded[0:3] = [300.0, 300.0, 1]
+    one_visible = [0.0] * 42
+    one_visible[0:3] = [500.0, 100.0, 2]
+    gt["annotations"] += [{**person(22, 2, [(300, 300)]), "keypoints": one_occluded, "num_keypoints": 1},
+                          {**person(23, 2, [(500, 100)]), "keypoints": one_visible, "num_keypoints": 1}]
+    ids = lambda det: sorted(a["id"] for anns, _ in det.values() for a in anns)  # noqa: E731
+    assert ids(U.gt_detections(gt, "authors")) == [11, 12, 21, 23, 31, 32]
+    assert ids(U.gt_detections(gt, "eval")) == [11, 12, 21, 22, 23, 31, 32]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(gt))
+    res = U.run_upper_bound(path, [1.0], kinds=["oks"], progress=False)
+    assert res["oks_protocol"] == "authors" and res["protocol"]["name"] == "authors"
+    p = res["provenance"]
+    assert p["num_detections_in"] == 6 and p["num_gt_left_out_by_protocol"] == 1
+    assert p["num_gt_without_labelled_keypoints"] == 1
+    assert "analyze_nms.py" in res["protocol"]["source"]
+
+
+def test_real_crowdpose_val_authors_protocol_counts():
+    path = SHARED_DATA / "crowdpose" / "crowdpose_val.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    gt = json.loads(path.read_text())
+    det = U.gt_detections(gt, "authors")
+    # 8,527 persons: 499 without a labelled keypoint, 215 with a single occluded one
+    assert sum(len(a) for a, _ in det.values()) == 8527 - 499 - 215

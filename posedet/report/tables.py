@@ -1,0 +1,684 @@
+"""Tables 1–5 of the paper, laid out as printed, each measured number beside the published one.
+
+Each ``build_tableN(ctx)`` returns a ``Table``: display header and cells (measured values ×100,
+mean ± spread over seeds), the caption (where the preset deviates from the paper), and one CSV
+record per (row, metric) that keeps every seed's value. ``render_markdown`` / ``render_latex`` /
+``render_html`` / ``write_csv`` write it out. A measured number that should exist but whose file is
+missing prints "—" (and ``ctx.inputs.missing`` lists the file); a cell with nothing to measure (a
+peer method that is not trained here, a paper cell the paper leaves empty) is blank.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from posedet.report.collect import Inputs, aggregate, within_spread
+from posedet.report.paper_numbers import paper_row, paper_rows
+
+__all__ = ["Table", "Context", "build_tables", "render_markdown", "render_latex", "render_html",
+           "write_csv", "fmt_cell", "MISSING", "bench_rows", "TABLE1_BACKBONES"]
+
+MISSING = "—"
+NEAR = "≈"           # marks a difference smaller than the seed spread
+T1_METRICS = ("AP", "AP50", "AP75", "APM", "APL")
+CROWD_METRICS = ("AP", "AP50", "AP75", "AP_easy", "AP_medium", "AP_hard")
+T5_METRICS = ("AP_easy", "AP_medium", "AP_hard")
+HEAD = {"FPS": "FPS", "AP": "AP", "AP50": "AP50", "AP75": "AP75", "APM": "APM", "APL": "APL",
+        "AP_easy": "APE", "AP_medium": "APM", "AP_hard": "APH"}
+# Table 1's PoseDet rows: paper row key = variant name (docs/results_layout.md), paper input size
+TABLE1_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"), ("dla34", "DLA-34"))
+TABLE2_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"))
+ABLATION_BASE = "hrnet_w48"       # the paper's ablation backbone; its variant is the Table 4/5 baseline
+# peers of Table 1: name fragments a bench row may carry
+PEER_ALIASES = {"ae": ("associativeembedding", "assocembedding", "ae", "hourglass"),
+                "cmu_pose": ("cmupose", "openpose", "cmu"),
+                "personlab": ("personlab",),
+                "higher_hrnet": ("higherhrnet",),
+                "point_anchors": ("pointanchors", "poianchors", "pointanchor")}
+# switches that are bookkeeping, not deviations from the paper
+_NOT_DEVIATIONS = {"name", "train.log_every", "train.ckpt_every", "train.num_workers",
+                   "train.deterministic", "train.find_unused_parameters", "train.seed",
+                   "model.embedding_save_memory", "model.skeleton", "model.num_keypoints",
+                   "model.refine", "model.intermediate_supervision", "loss.centroid",
+                   "infer.coarse_only", "infer.tta", "infer.nms", "model.backbone"}
+# where the config default is not the paper's value (no network here: no ImageNet download)
+_PAPER_VALUES = {"model.pretrained": True}
+
+
+def _norm(s) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(s or "").lower())
+
+
+# ============================================================================== the table object
+
+@dataclass
+class Table:
+    number: int
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    caption: list[str] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)     # CSV: one per (row, metric)
+    stem: str = ""
+
+    def __post_init__(self):
+        self.stem = self.stem or f"table{self.number}"
+
+
+@dataclass
+class Context:
+    inputs: Inputs
+    preset_name: str
+    deviations: list[dict] = field(default_factory=list)   # recipe {switch, value, paper, why}
+
+    @property
+    def preset(self) -> dict:
+        return self.inputs.preset or {}
+
+    def report_cfg(self) -> dict:
+        r = self.preset.get("report")
+        return r if isinstance(r, dict) else {}
+
+    # ---------------------------------------------------------------- data sets
+    def dataset(self, kind: str) -> str | None:
+        """The results' training set standing in for COCO (``kind='coco'``) or CrowdPose."""
+        chosen = (self.report_cfg().get("datasets") or {}).get(kind)
+        if chosen:
+            return chosen
+        names = self.inputs.datasets()
+        if kind == "crowdpose":
+            cands = [n for n in names if "crowdpose" in n]
+        else:
+            cands = [n for n in names if "coco" in n and "crowdpose" not in n]
+        return sorted(cands, key=lambda n: (n.startswith("synth"), n))[0] if cands else None
+
+    def eval_set(self, kind: str, dataset: str | None, variant: str | None = None) -> str | None:
+        chosen = (self.report_cfg().get("sets") or {}).get(kind)
+        if chosen:
+            return chosen.replace("/", "-")
+        if dataset is None:
+            return None
+        sets = self.inputs.sets_evaluated(dataset, variant) or self.inputs.sets_evaluated(dataset)
+        for pref in (f"{dataset}-test", f"{dataset}-val"):
+            if pref in sets:
+                return pref
+        own = [s for s in sets if s.startswith(dataset)]
+        return (own or sets or [f"{dataset}-test"])[0]
+
+    def describe_set(self, set_slug: str | None, paper_set: str) -> str:
+        if set_slug is None:
+            return f"No trained model found: the paper used {paper_set}."
+        real = {"coco-test": "COCO test-dev", "coco-val": "COCO val2017", "crowdpose-test": "CrowdPose test",
+                "crowdpose-val": "CrowdPose val"}
+        if set_slug in real:
+            name = real[set_slug]
+            same = name == paper_set
+            return f"Measured on {name}" + ("." if same else f" (the paper: {paper_set}).")
+        kind = "synthetic" if set_slug.startswith("synth") else "stand-in"
+        split = set_slug.rsplit("-", 1)[-1]
+        return (f"Measured on {set_slug} ({kind} data, its {split} split) instead of {paper_set}: "
+                f"the numbers are not comparable in value, only in direction.")
+
+    # ---------------------------------------------------------------- deviations
+    def config_deviations(self, models: list[tuple[str, str]]) -> list[str]:
+        """'key=value (paper: default)' for every switch of the models' resolved configs that
+        differs from the paper's/authors' value (the config defaults)."""
+        from posedet.config import Config, config_to_dict
+        defaults = _flatten(config_to_dict(Config()))
+        defaults.update(_PAPER_VALUES)
+        seen: dict[str, set] = {}
+        for ds, var in models:
+            cfg = self.inputs.model_config(ds, var)
+            if cfg is None:
+                continue
+            for k, v in _flatten(cfg).items():
+                if k in _NOT_DEVIATIONS or k not in defaults or v == defaults[k]:
+                    continue
+                seen.setdefault(k, set()).add(_short(v))
+        return [f"{k}={'/'.join(sorted(vs))} (paper: {_short(defaults[k])})" for k, vs in sorted(seen.items())]
+
+    def backbone_note(self, models: list[tuple[str, str, str]]) -> str | None:
+        """'HRNet-W48 → <trained backbone>' for (dataset, variant, paper name) triples."""
+        parts = []
+        for ds, var, paper_name in models:
+            cfg = self.inputs.model_config(ds, var)
+            bb = (cfg or {}).get("model", {}).get("backbone") if cfg else None
+            if bb is None:
+                bb = _preset_backbone(self.preset, var)
+            if bb and _norm(bb) != _norm(paper_name) and f"{paper_name} → {bb}" not in parts:
+                parts.append(f"{paper_name} → {bb}")
+        return ("Backbone stand-ins (paper → trained here): " + ", ".join(parts) + ".") if parts else None
+
+    def deviation_sentences(self, models: list[tuple[str, str]]) -> list[str]:
+        out = []
+        cd = self.config_deviations(models)
+        if cd:
+            out.append("Config switches that differ from the paper's values: " + "; ".join(cd) + ".")
+        if self.deviations:
+            out.append("Recipe deviations: " + "; ".join(
+                f"{d.get('switch')}={_short(d.get('value'))} (paper: {_short(d.get('paper'))})"
+                for d in self.deviations) + " — see index.html for why.")
+        return out
+
+
+def _preset_backbone(preset: dict, variant: str):
+    bb = preset.get("backbones") if isinstance(preset, dict) else None
+    if isinstance(bb, dict) and variant in bb:
+        v = bb[variant]
+        return v.get("backbone") or v.get("variant") if isinstance(v, dict) else v
+    return None
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _short(v) -> str:
+    if v is None:
+        return "unset"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
+# ============================================================================== cells
+
+def fmt_cell(agg: dict | None, *, expected: bool = True, near: bool = False, digits: int = 1) -> str:
+    """Measured cell: 'mean' (n=1), 'mean [lo–hi]' (n=2), 'mean ± std' (n≥3); '—' when expected
+    but missing, '' when nothing is expected; a trailing '≈' when ``near``."""
+    if agg is None or agg.get("mean") is None:
+        return MISSING if expected else ""
+    m = f"{agg['mean']:.{digits}f}"
+    if agg["spread_kind"] == "std":
+        m += f" ± {agg['spread']:.{digits}f}"
+    elif agg["spread_kind"] == "range":
+        m += f" [{agg['lo']:.{digits}f}–{agg['hi']:.{digits}f}]"
+    return m + (f" {NEAR}" if near else "")
+
+
+def _paper(v, integer: bool = False) -> str:
+    if v is None:
+        return ""
+    return f"{v:g}" if integer else f"{v:.1f}"
+
+
+def _record(table: int, row: str, metric: str, paper, agg: dict | None, source: str, near=None, **desc) -> dict:
+    agg = agg or {"n": 0, "mean": None, "spread": None, "spread_kind": None, "seeds": {}}
+    rec = {"table": table, "row": row, **desc, "metric": metric, "paper": paper,
+           "measured_mean": None if agg["mean"] is None else round(agg["mean"], 4),
+           "spread": None if agg["spread"] is None else round(agg["spread"], 4),
+           "spread_kind": agg["spread_kind"], "n": agg["n"],
+           "within_seed_spread": near, "source": source}
+    for s, v in agg["seeds"].items():
+        rec[f"seed{s}"] = round(v, 4)
+    return rec
+
+
+def _spread_note(aggs: list[dict]) -> str:
+    ns = sorted({a["n"] for a in aggs if a and a["n"]})
+    if not ns:
+        return "No seeds measured."
+    kinds = []
+    if any(n >= 3 for n in ns):
+        kinds.append("mean ± sample std (n ≥ 3)")
+    if 2 in ns:
+        kinds.append("mean [min–max] (n = 2)")
+    if 1 in ns:
+        kinds.append("a single seed (n = 1, no spread)")
+    return f"Measured: ×100, {', '.join(kinds)}; seeds per cell n = {'/'.join(map(str, ns))} (every seed's value in the CSV)."
+
+
+# ============================================================================== bench (Table 1 FPS)
+
+def bench_rows(inputs: Inputs) -> tuple[list[dict], list[dict], dict | None]:
+    """(method rows, people-count sweep rows, manifest) of ``bench/table.json``, normalised:
+    name, backbone, short_side, device ('gpu'|'cpu' in ``device_kind``), dtype, network_ms,
+    end_to_end_ms, fps, weights."""
+    path = inputs.results / "bench" / "table.json"
+    d = inputs.json(path, "FPS bench table (Table 1 FPS columns, speed figure)")
+    if not isinstance(d, dict):
+        return [], [], None
+    rows, sweep = [], []
+    raw = list(d.get("rows") or [])
+    for key in ("sweep", "people_sweep", "people_count_sweep", "people"):
+        if isinstance(d.get(key), list):
+            sweep.extend(_bench_norm(r) for r in d[key] if isinstance(r, dict))
+    for r in raw:
+        if not isinstance(r, dict):
+            continue
+        n = _bench_norm(r)
+        (sweep if n["people"] is not None or "sweep" in str(r.get("kind", "")) else rows).append(n)
+    return rows, sweep, d.get("manifest")
+
+
+def _ms(v):
+    if isinstance(v, dict):
+        v = v.get("median", v.get("p50"))
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _first(r: dict, *keys):
+    for k in keys:
+        if r.get(k) is not None:
+            return r[k]
+    return None
+
+
+def _bench_norm(r: dict) -> dict:
+    net = _ms(_first(r, "network_ms", "network_ms_median", "network"))
+    e2e = _ms(_first(r, "end_to_end_ms", "end_to_end_ms_median", "end_to_end"))
+    fps = _first(r, "fps", "fps_network", "network_fps")
+    if isinstance(fps, dict):
+        fps = fps.get("network", fps.get("median"))
+    fps = float(fps) if isinstance(fps, (int, float)) else (1000.0 / net if net else None)
+    dev = str(_first(r, "device", "device_kind") or "")
+    short = _first(r, "input_short_side", "short_side", "input_size", "input")
+    try:
+        short = int(short) if short is not None else None
+    except (TypeError, ValueError):
+        short = None
+    people = _first(r, "people", "num_people", "people_count", "persons")
+    return {"name": str(_first(r, "name", "method", "model") or ""), "backbone": r.get("backbone"),
+            "short_side": short, "device": dev,
+            "device_kind": "gpu" if re.search(r"cuda|gpu", dev, re.I) else "cpu",
+            "dtype": r.get("dtype"), "network_ms": net, "end_to_end_ms": e2e, "fps": fps,
+            "weights": r.get("weights"), "people": people, "raw": r}
+
+
+def _pick_bench(rows: list[dict], *, peer: str | None = None, backbone: str | None = None,
+                short_side: int | None = None, device_kind: str) -> dict | None:
+    cands = [r for r in rows if r["device_kind"] == device_kind and r["fps"] is not None]
+    if peer is not None:
+        al = PEER_ALIASES.get(peer, (peer,))
+        cands = [r for r in cands if "posedet" not in _norm(r["name"])
+                 and any(a in _norm(r["name"]) for a in al)]
+    else:
+        cands = [r for r in cands if _norm(r["backbone"]) == _norm(backbone)
+                 and ("posedet" in _norm(r["name"]) or not r["name"] or _norm(r["name"]) == _norm(backbone))]
+    if not cands:
+        return None
+    cands.sort(key=lambda r: (r["short_side"] != short_side,
+                              _norm(r["dtype"]) not in ("float32", "fp32", ""), r["name"]))
+    return cands[0]
+
+
+def _fps_cell(b: dict | None, paper_input: int | None, expected: bool) -> str:
+    if b is None:
+        return MISSING if expected else ""
+    s = f"{b['fps']:.1f}"
+    if paper_input is not None and b["short_side"] not in (None, paper_input):
+        s += f" @{b['short_side']}"
+    return s
+
+
+# ============================================================================== Tables 1–5
+
+def _measured(ctx: Context, dataset, variant, set_slug, mode, nms, metric) -> dict | None:
+    if dataset is None or set_slug is None:
+        return None
+    vals = ctx.inputs.seed_values(dataset, variant, set_slug, mode, nms, metric)
+    return aggregate(vals)
+
+
+def build_table1(ctx: Context) -> Table:
+    ds = ctx.dataset("coco")
+    set_slug = ctx.eval_set("coco", ds, "dla34") if ds else None
+    brows, _, manifest = bench_rows(ctx.inputs)
+    devices = [k for k in ("gpu", "cpu") if any(r["device_kind"] == k for r in brows)] or ["gpu"]
+    header = ["Method", "Backbone", "Input size", "Trained as", "FPS (paper)"]
+    header += [f"FPS {d.upper()} (meas.)" for d in devices]
+    for m in T1_METRICS:
+        header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
+    rows, records, aggs = [], [], []
+    posedet = {k for k, _ in TABLE1_BACKBONES}
+    for p in paper_rows(1):
+        is_ours = p["row"] in posedet
+        var = p["row"] if is_ours else None
+        trained = ""
+        if is_ours and ds:
+            cfg = ctx.inputs.model_config(ds, var)
+            trained = (cfg or {}).get("model", {}).get("backbone") or _preset_backbone(ctx.preset, var) or ""
+            if not ctx.inputs.seeds(ds, var):
+                trained = MISSING
+        cells = [p["method"], p["backbone"] or "", str(p["input_size"] or ""), trained, _paper(p["FPS"], True)]
+        for d in devices:
+            b = _pick_bench(brows, peer=None if is_ours else p["row"], backbone=p["backbone"],
+                            short_side=p["input_size"], device_kind=d)
+            cells.append(_fps_cell(b, p["input_size"], expected=is_ours))
+            if b is not None or is_ours:
+                records.append(_record(1, p["row"], f"FPS_{d}", p["FPS"],
+                                       None if b is None else {"n": 1, "mean": b["fps"], "spread": None,
+                                                               "spread_kind": None, "seeds": {}},
+                                       "bench/table.json", method=p["method"], backbone=p["backbone"],
+                                       input_size=b["short_side"] if b else p["input_size"],
+                                       device=b["device"] if b else d, weights=b["weights"] if b else None))
+        for m in T1_METRICS:
+            agg = _measured(ctx, ds, var, set_slug, "refined", "oks", m) if is_ours else None
+            if is_ours and ds is None and m == T1_METRICS[0]:
+                ctx.inputs.need(f"Table 1 AP of PoseDet {p['backbone']}: a trained COCO-like data set",
+                                f"results/{ctx.preset_name}/<coco-like dataset>/{var}/")
+            aggs.append(agg)
+            cells += [_paper(p[m]), fmt_cell(agg, expected=is_ours)]
+            if is_ours:
+                records.append(_record(1, p["row"], m, p[m], agg,
+                                       f"{ds}/{var}/seed*/metrics/{set_slug}.refined.oks.json",
+                                       method=p["method"], backbone=p["backbone"], input_size=p["input_size"]))
+        rows.append(cells)
+    cap = ["Comparison with bottom-up methods on COCO, keypoint AP and FPS without TTA (layout of the "
+           "paper's Table 1; paper values cited from posedet/report/paper_numbers.csv)."]
+    cap.append(ctx.describe_set(set_slug, "COCO test-dev"))
+    models = [(ds, k) for k, _ in TABLE1_BACKBONES] if ds else []
+    bn = ctx.backbone_note([(ds, k, name) for k, name in TABLE1_BACKBONES]) if ds else None
+    if bn:
+        cap.append(bn + " The AP columns come from these stand-ins; the FPS columns do not.")
+    cap.append(_fps_caption(brows, manifest))
+    cap.append("Peer methods are not trained here: their AP cells are the paper's; a measured FPS appears "
+               "only when the bench timed an implementation of them. Blank: nothing to measure; "
+               f"{MISSING}: an input file is missing.")
+    cap.append(_spread_note(aggs))
+    cap += ctx.deviation_sentences(models)
+    return Table(1, "Accuracy and speed on COCO without TTA", header, rows, cap, records)
+
+
+def _fps_caption(brows: list[dict], manifest) -> str:
+    if not brows:
+        return f"FPS: no bench table (results/<preset>/bench/table.json) — the measured FPS cells are {MISSING}."
+    weights = sorted({str(r["weights"]) for r in brows if r["weights"]})
+    m = manifest if isinstance(manifest, dict) else {}
+    where = ", ".join(str(m[k]) for k in ("gpu", "gpu_model", "cpu", "cpu_model") if m.get(k))
+    s = ("FPS measured by `posedet bench` at the paper's backbones and input sizes (short side; '@N' "
+         "marks a different one), batch 1, network time (forward + decode + NMS), median over runs, "
+         "1000 / median ms")
+    if where:
+        s += f", on {where}"
+    if m.get("threads"):
+        s += f", {m['threads']} CPU threads"
+    s += f"; weights: {', '.join(weights) or 'not recorded'}"
+    if "random" in weights:
+        s += " (network time does not depend on trained weights)"
+    return s + ". The paper: GTX 1080Ti (GPU), i9-7980XE (CPU)."
+
+
+def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper_set: str, title: str) -> Table:
+    ds = ctx.dataset(kind)
+    set_slug = ctx.eval_set(kind, ds, ours[0][0]) if ds else None
+    header = ["Method"] + (["Backbone"] if number == 2 else [])
+    for m in metrics:
+        header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
+    rows, records, aggs = [], [], []
+    our_keys = {k for k, _ in ours}
+    for p in paper_rows(number):
+        is_ours = p["row"] in our_keys
+        cells = [p["method"]] + ([p["backbone"] or ""] if number == 2 else [])
+        for m in metrics:
+            agg = _measured(ctx, ds, p["row"], set_slug, "tta", "oks", m) if is_ours else None
+            aggs.append(agg)
+            cells += [_paper(p[m]), fmt_cell(agg, expected=is_ours)]
+            if is_ours:
+                records.append(_record(number, p["row"], m, p[m], agg,
+                                       f"{ds}/{p['row']}/seed*/metrics/{set_slug}.tta.oks.json",
+                                       method=p["method"], backbone=p["backbone"]))
+        rows.append(cells)
+    if ds is None:
+        ctx.inputs.need(f"Table {number}: a trained {kind}-like data set", f"results/{ctx.preset_name}/")
+    cap = [f"{title} (layout of the paper's Table {number}; TTA: short sides {{300, …, 800}} plus flip, one NMS)."]
+    cap.append(ctx.describe_set(set_slug, paper_set))
+    bn = ctx.backbone_note([(ds, k, name) for k, name in ours]) if ds else None
+    if bn:
+        cap.append(bn)
+    cap.append(f"Other methods: the paper's cited numbers. {MISSING}: an input file is missing.")
+    cap.append(_spread_note(aggs))
+    cap += ctx.deviation_sentences([(ds, k) for k, _ in ours] if ds else [])
+    return Table(number, title, header, rows, cap, records)
+
+
+def build_table2(ctx: Context) -> Table:
+    return _tta_table(ctx, 2, "coco", T1_METRICS, TABLE2_BACKBONES, "COCO test-dev",
+                      "Accuracy on COCO with TTA")
+
+
+def build_table3(ctx: Context) -> Table:
+    return _tta_table(ctx, 3, "crowdpose", CROWD_METRICS, (("hrnet_w48", "HRNet-W48"),), "CrowdPose test",
+                      "Accuracy on CrowdPose with TTA")
+
+
+# ------------------------------------------------------------------------------ ablations
+
+_HINTS = {"refine": ("norefine", "nojr", "jroff", "coarse", "withoutrefine"),
+          "box": ("box",), "nois": ("nois", "isoff", "noint", "nointermediate", "noheatmap")}
+
+
+def ablation_models(ctx: Context) -> tuple[str | None, dict]:
+    """(crowdpose-like data set, {(refine, centroid, IS): variant}) of the trained ablation models."""
+    ds = ctx.dataset("crowdpose")
+    if ds is None:
+        return None, {}
+    variants = ctx.inputs.variants(ds)
+    sw = {v: ctx.inputs.switches(ds, v) for v in variants}
+    base_bb = sw.get(ABLATION_BASE, {}).get("backbone")
+    cells: dict = {}
+    for v in variants:
+        s = sw[v]
+        key = (s["refine"], s["centroid"], s["intermediate_supervision"])
+        cells.setdefault(key, []).append(v)
+
+    def rank(v, key):
+        n = _norm(v)
+        hints = 0
+        if not key[0]:
+            hints += any(h in n for h in _HINTS["refine"])
+        if key[1] == "box":
+            hints += any(h in n for h in _HINTS["box"])
+        if not key[2]:
+            hints += any(h in n for h in _HINTS["nois"])
+        same_bb = base_bb is not None and sw[v].get("backbone") == base_bb
+        return (v != ABLATION_BASE, not same_bb, -hints, v)
+
+    return ds, {k: sorted(vs, key=lambda v: rank(v, k))[0] for k, vs in cells.items()}
+
+
+def build_table4(ctx: Context) -> Table:
+    ds, models = ablation_models(ctx)
+    base = models.get((True, "keypoints", True))
+    off = models.get((False, "keypoints", True))
+    set_slug = ctx.eval_set("crowdpose_ablation", ds, base) if ds else None
+    spec = [  # (row key, JR label, variant, mode, paper row)
+        ("jr_off", "✗ (trained without the refine branch)", off, "refined", "jr_off"),
+        ("jr_on", "✓", base, "refined", "jr_on"),
+        ("jr_on_coarse", "✓ model, coarse-only output", base, "coarse", None),
+    ]
+    header = ["JR", "Variant"]
+    for m in CROWD_METRICS:
+        header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
+    aggs = {}
+    for key, _, var, mode, _ in spec:
+        for m in CROWD_METRICS:
+            a = None
+            if ds and var:
+                a = _measured(ctx, ds, var, set_slug, mode, "oks", m)
+                if mode == "refined" and key == "jr_off" and (a is None or a["n"] == 0):
+                    # a model without the refine branch may be stored as its coarse output
+                    alt = _measured(ctx, ds, var, set_slug, "coarse", "oks", m)
+                    a = alt if alt and alt["n"] else a
+            elif ds:
+                ctx.inputs.need(f"Table 4 model '{key}' (refine={'off' if key == 'jr_off' else 'on'})",
+                                f"results/{ctx.preset_name}/{ds}/")
+            aggs[(key, m)] = a
+    rows, records = [], []
+    for key, label, var, mode, prow in spec:
+        p = paper_row(4, prow) if prow else None
+        cells = [label, var or MISSING]
+        for m in CROWD_METRICS:
+            a = aggs[(key, m)]
+            near = within_spread(a, aggs[("jr_on", m)]) if key != "jr_on" and a and aggs[("jr_on", m)] else None
+            cells += [_paper(p[m]) if p else "", fmt_cell(a, near=bool(near))]
+            records.append(_record(4, key, m, p[m] if p else None, a,
+                                   f"{ds}/{var}/seed*/metrics/{set_slug}.{mode}.oks.json", near=near,
+                                   jr=label, variant=var, mode=mode))
+        rows.append(cells)
+    cap = ["Effect of joint refinement (JR) on CrowdPose (layout of the paper's Table 4, single scale, OKS-NMS). "
+           "The paper prints its ✓ on the 51.7 AP row; that row is *without* refinement (its text: "
+           "+21.2 AP75 from refinement), and is shown here as such. The third row is the JR model's "
+           "coarse (bypass) poses: no retraining; the paper has no such row."]
+    cap.append(ctx.describe_set(set_slug, "CrowdPose test"))
+    bn = ctx.backbone_note([(ds, v, "HRNet-W48") for v in {base, off} if v]) if ds else None
+    if bn:
+        cap.append(bn)
+    cap.append(f"{NEAR}: its difference to the JR ✓ row is smaller than the seed spread (the larger std, "
+               f"or min–max range, of the two). {MISSING}: an input file is missing.")
+    cap.append(_spread_note(list(aggs.values())))
+    cap += ctx.deviation_sentences([(ds, v) for v in (base, off) if v] if ds else [])
+    return Table(4, "Effect of joint refinement on CrowdPose", header, rows, cap, records)
+
+
+def build_table5(ctx: Context) -> Table:
+    ds, models = ablation_models(ctx)
+    base = models.get((True, "keypoints", True))
+    set_slug = ctx.eval_set("crowdpose_ablation", ds, base) if ds else None
+    header = ["Centroid type", "NMS type", "IS", "Variant"]
+    for m in T5_METRICS:
+        header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
+    aggs, spec = {}, []
+    for p in paper_rows(5):
+        centroid, nms, is_on = p["centroid"], p["nms"], p["is"] == "on"
+        var = models.get((True, centroid, is_on))
+        if var is None and ds:
+            ctx.inputs.need(f"Table 5 model (centroid={centroid}, IS={'on' if is_on else 'off'})",
+                            f"results/{ctx.preset_name}/{ds}/")
+        spec.append((p, var))
+        for m in T5_METRICS:
+            aggs[(p["row"], m)] = _measured(ctx, ds, var, set_slug, "refined", nms, m) if var else None
+    rows, records = [], []
+    prev_c = prev_n = None
+    for p, var in spec:
+        c_label = {"box": "Bounding box", "keypoints": "Keypoints"}[p["centroid"]]
+        n_label = p["nms"].upper() if p["nms"] == "oks" else "IoU"
+        cells = [c_label if c_label != prev_c else "", n_label if (c_label, n_label) != (prev_c, prev_n) else "",
+                 "✓" if p["is"] == "on" else "", var or MISSING]
+        prev_c, prev_n = c_label, n_label
+        for m in T5_METRICS:
+            a, ref = aggs[(p["row"], m)], aggs[("kpt_oks_is", m)]
+            near = within_spread(a, ref) if p["row"] != "kpt_oks_is" and a and ref else None
+            cells += [_paper(p[m]), fmt_cell(a, near=bool(near))]
+            records.append(_record(5, p["row"], m, p[m], a,
+                                   f"{ds}/{var}/seed*/metrics/{set_slug}.refined.{p['nms']}.json", near=near,
+                                   centroid=p["centroid"], nms=p["nms"], intermediate_supervision=p["is"],
+                                   variant=var))
+        rows.append(cells)
+    cap = ["Effect of keypoint-based operations on CrowdPose (layout of the paper's Table 5; IS: intermediate "
+           "supervision). Four trained models (centroid × IS), each evaluated with IoU-NMS and OKS-NMS "
+           "(an inference-time switch)."]
+    cap.append(ctx.describe_set(set_slug, "CrowdPose test"))
+    used = sorted({v for _, v in spec if v})
+    bn = ctx.backbone_note([(ds, v, "HRNet-W48") for v in used]) if ds else None
+    if bn:
+        cap.append(bn)
+    cap.append(f"{NEAR}: its difference to the keypoints / OKS / IS row (the full model) is smaller than the "
+               f"seed spread. {MISSING}: an input file is missing.")
+    cap.append(_spread_note(list(aggs.values())))
+    cap += ctx.deviation_sentences([(ds, v) for v in used] if ds else [])
+    return Table(5, "Effect of keypoint-based operations on CrowdPose", header, rows, cap, records)
+
+
+def build_tables(ctx: Context) -> list[Table]:
+    return [build_table1(ctx), build_table2(ctx), build_table3(ctx), build_table4(ctx), build_table5(ctx)]
+
+
+# ============================================================================== rendering
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|")
+
+
+def render_markdown(t: Table) -> str:
+    lines = [f"**Table {t.number}: {t.title}.**", "",
+             "| " + " | ".join(_md_escape(h) for h in t.header) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(t.header))) + "|"]
+    for r in t.rows:
+        lines.append("| " + " | ".join(_md_escape(c) for c in r) + " |")
+    lines.append("")
+    lines.append(" ".join(t.caption))
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_LATEX_UNICODE = {"±": r"$\pm$", "–": "--", "—": "---", "≈": r"$\approx$", "✓": r"\checkmark{}",
+                  "✗": r"$\times$", "→": r"$\rightarrow$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$",
+                  "…": r"\ldots{}", "²": r"$^2$", "·": r"$\cdot$", "σ": r"$\sigma$", "’": "'"}
+
+
+def latex_escape(s: str) -> str:
+    out = []
+    for ch in str(s):
+        if ch in _LATEX_SPECIAL:
+            out.append(_LATEX_SPECIAL[ch])
+        elif ch in _LATEX_UNICODE:
+            out.append(_LATEX_UNICODE[ch])
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def render_latex(t: Table) -> str:
+    """A ``table`` float with a booktabs ``tabular`` (needs \\usepackage{booktabs, amssymb})."""
+    first_num = next((i for i, h in enumerate(t.header) if "(paper)" in h or "(meas.)" in h), len(t.header))
+    cols = "l" * first_num + "r" * (len(t.header) - first_num)
+    cap = latex_escape(" ".join(t.caption)).replace("*", "")
+    lines = [r"\begin{table*}[t]", r"\centering", r"\scriptsize", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
+    for r in t.rows:
+        lines.append(" & ".join(latex_escape(c) for c in r) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{Table {t.number}: {latex_escape(t.title)}. {cap}}}",
+              rf"\label{{tab:posedet-{t.stem}}}", r"\end{table*}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(t: Table) -> str:
+    h = [f'<table class="results" id="{t.stem}" data-table="{t.number}">',
+         f"<caption><b>Table {t.number}: {html.escape(t.title)}.</b></caption>", "<thead><tr>"]
+    h += [f"<th>{html.escape(c)}</th>" for c in t.header]
+    h.append("</tr></thead><tbody>")
+    for r in t.rows:
+        h.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+    h.append("</tbody></table>")
+    h.append('<div class="caption">' + "".join(f"<p>{_md_inline(c)}</p>" for c in t.caption) + "</div>")
+    return "\n".join(h)
+
+
+def _md_inline(s: str) -> str:
+    s = html.escape(s)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", s)
+
+
+def write_csv(t: Table, path: Path) -> None:
+    keys: list[str] = []
+    for rec in t.records:
+        for k in rec:
+            if k not in keys:
+                keys.append(k)
+    seeds = sorted((k for k in keys if re.fullmatch(r"seed\d+", k)), key=lambda k: int(k[4:]))
+    keys = [k for k in keys if k not in seeds] + seeds
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys or ["table"], lineterminator="\n")
+    w.writeheader()
+    for rec in t.records:
+        w.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in keys})
+    path.write_text(buf.getvalue())
