@@ -4,14 +4,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= synthetic
-TARGET ?= nms_upper_bound
+TARGET ?= reproduce_tables
 CORES  ?= all
 # torch/torchvision: the releases this project is tested with (local wheels on the dev machines).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce smoke test lint clean-results
+.PHONY: install reproduce smoke dry-run test lint clean-results
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,25 @@ $(STAMP): pyproject.toml Makefile
 	# ("numpy.dtype size changed"): build it from source against the installed numpy.
 	$(PY) -m pip install -q numpy cython
 	$(PY) -m pip install -q --no-binary xtcocotools --no-build-isolation xtcocotools
-	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake; print('install ok: torch', torch.__version__)"
+	$(PY) -m pip install -q -e '.[test,slurm]'
+	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake, snakemake_executor_plugin_slurm; print('install ok: torch', torch.__version__)"
 	touch $@
 
 install: $(STAMP)
 
+# The workflow, then Snakemake's own report (rule code, runtimes, job graph) beside index.html.
+SNAKEMAKE = $(VENV)/bin/snakemake --cores $(CORES) --config preset=$(PRESET) $(CONFIG)
+
 reproduce: install
-	$(VENV)/bin/snakemake --cores $(CORES) --config preset=$(PRESET) -- $(TARGET)
+	$(SNAKEMAKE) -- $(TARGET)
+	mkdir -p reports/$(PRESET)
+	$(SNAKEMAKE) --report reports/$(PRESET)/snakemake_report.html -- $(TARGET)
 
 smoke: install
-	$(VENV)/bin/snakemake --cores $(CORES) --config preset=smoke -- $(TARGET)
+	$(MAKE) reproduce PRESET=smoke
+
+dry-run: install
+	$(SNAKEMAKE) -n -- $(TARGET)
 
 test: install
 	$(VENV)/bin/python -m pytest -q
@@ -40,4 +48,4 @@ lint: install
 	$(VENV)/bin/snakemake --lint
 
 clean-results:
-	rm -rf results/smoke results/synthetic .snakemake
+	rm -rf results/smoke results/synthetic reports/smoke reports/synthetic .snakemake

@@ -8,7 +8,7 @@ top-level keys, which ``--config key=value`` may override.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -106,3 +106,210 @@ def unslug(preset: dict, s: str) -> str:
         if s.startswith(name + "-"):
             return name + "/" + s[len(name) + 1:]
     raise PresetError(f"no data set matches {s!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Trained models and their evaluations: variants × training sets × seeds (docs/results_layout.md)
+# --------------------------------------------------------------------------------------------
+#
+# A preset names its recipe config (``recipe:``), the training sets (``training_sets:``), the
+# paper-backbone stand-ins (``backbones:``) and the experiments (``experiments:``), e.g.
+#
+#   recipe: configs/recipes/synthetic_cpu.yaml
+#   seeds: 1                          # --config seeds=3 → seed0, seed1, seed2
+#   backbones: {dla34: dla34, hrnet_w32: hrnet_w18_small, hrnet_w48: {model: hrnet_w48,
+#               set: [infer.short_side=640]}}
+#   training_sets:
+#     synth_crowdpose: {split: train, set: [backbone=hrnet_w48]}   # `set`: every model on it
+#   experiments:
+#     table5:
+#       train: synth_crowdpose        # a training set
+#       variants: [baseline, box_centroid, no_is, box_no_is]   # or {name: {modes: [...]}}
+#       eval: [synth_crowdpose/val]
+#       modes: [refined]              # refined | coarse | tta        (default [refined])
+#       nms: [oks, iou]               # inference-time NMS switch      (default [oks])
+#       seeded: true                  # every seed (default: seed 0 only)
+#
+# Variants live in ``configs/variants.yaml``: name → list of ``--set`` overrides applied on top of
+# the recipe. The pseudo-override ``backbone=NAME`` (NAME a paper backbone) expands to the
+# preset's ``backbones: NAME`` mapping: ``model.backbone=<stand-in>`` plus its ``set:`` list.
+# Override order: recipe file < training set's ``set`` < variant < ``train.seed`` < learning curve.
+
+MODES = ("refined", "coarse", "tta")
+NMS_KINDS = ("oks", "iou")
+
+
+def variants_path(repo_root: str | Path) -> Path:
+    return Path(repo_root) / "configs" / "variants.yaml"
+
+
+def load_variants(repo_root: str | Path) -> dict[str, list[str]]:
+    path = variants_path(repo_root)
+    with open(path) as f:
+        variants = yaml.safe_load(f) or {}
+    if not isinstance(variants, dict):
+        raise PresetError(f"{path}: expected a mapping name → list of overrides")
+    for name, overrides in variants.items():
+        if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
+            raise PresetError(f"{path}: variant {name!r} must be a list of 'key=value' strings")
+        if "/" in name or "." in name:
+            raise PresetError(f"{path}: variant name {name!r} may not contain '/' or '.'")
+    return variants
+
+
+def seeds(preset: dict) -> list[int]:
+    n = int(preset.get("seeds", 1))
+    if n < 1:
+        raise PresetError(f"seeds must be ≥ 1, got {n}")
+    return list(range(n))
+
+
+def recipe_file(preset: dict, repo_root: str | Path) -> str:
+    try:
+        recipe = Path(preset["recipe"])
+    except KeyError:
+        raise PresetError(f"{preset['_file']}: no 'recipe:' (the training config file)") from None
+    return str(recipe if recipe.is_absolute() else Path(repo_root) / recipe)
+
+
+def training_set(preset: dict, dataset: str) -> str:
+    """``synth_crowdpose`` → ``synth_crowdpose/train`` (the split it trains on)."""
+    try:
+        spec = preset["training_sets"][dataset]
+    except KeyError:
+        raise PresetError(f"{preset['_file']}: no training set {dataset!r} "
+                          f"(has: {', '.join(preset.get('training_sets', {}))})") from None
+    return f"{dataset}/{spec.get('split', 'train')}"
+
+
+def _expand(preset: dict, overrides: list[str], where: str) -> list[str]:
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.strip() != "backbone":
+            out.append(o)
+            continue
+        try:
+            b = preset["backbones"][value.strip()]
+        except KeyError:
+            raise PresetError(f"{where}: {o!r} needs backbones: {value.strip()} in {preset['_file']}") from None
+        if isinstance(b, str):
+            b = {"model": b}
+        out.append(f"model.backbone={b['model']}")
+        out.extend(b.get("set", []))
+    return out
+
+
+def model_overrides(preset: dict, variants: dict, dataset: str, variant: str, seed: int) -> list[str]:
+    """The ``--set`` overrides (on top of the recipe) of one trained model."""
+    if variant not in variants:
+        raise PresetError(f"no variant {variant!r} in configs/variants.yaml (has: {', '.join(variants)})")
+    spec = preset["training_sets"][dataset]
+    out = _expand(preset, list(spec.get("set", [])), f"training set {dataset}")
+    out += _expand(preset, variants[variant], f"variant {variant}")
+    out.append(f"train.seed={int(seed)}")
+    return out
+
+
+def learning_curve(preset: dict) -> dict | None:
+    """The preset's ``learning_curve:`` block, or None (no curve on this preset)."""
+    lc = preset.get("learning_curve")
+    if not lc:
+        return None
+    for key in ("dataset", "variant", "eval", "snapshot_minutes"):
+        if key not in lc:
+            raise PresetError(f"{preset['_file']}: learning_curve needs {key!r}")
+    return {"seed": 0, **lc}
+
+
+def curve_overrides(preset: dict, dataset: str, variant: str, seed: int) -> list[str]:
+    lc = learning_curve(preset)
+    if lc and (lc["dataset"], lc["variant"], int(lc["seed"])) == (dataset, variant, int(seed)):
+        return [f"train.snapshot_minutes={lc['snapshot_minutes']}"]
+    return []
+
+
+class Eval(NamedTuple):
+    """One prediction + its metrics: a trained model, the set it runs on, the output, the NMS."""
+    experiment: str
+    dataset: str
+    variant: str
+    seed: int
+    set: str
+    mode: str
+    nms: str
+
+    def run_dir(self, results_dir: str) -> str:
+        return run_dir(results_dir, self.dataset, self.variant, self.seed)
+
+    def predictions(self, results_dir: str) -> str:
+        return f"{self.run_dir(results_dir)}/predictions/{slug(self.set)}.{self.mode}.{self.nms}.json"
+
+    def metrics(self, results_dir: str) -> str:
+        return f"{self.run_dir(results_dir)}/metrics/{slug(self.set)}.{self.mode}.{self.nms}.json"
+
+
+def run_dir(results_dir: str, dataset: str, variant: str, seed: int) -> str:
+    return f"{results_dir}/{dataset}/{variant}/seed{int(seed)}"
+
+
+def experiments(preset: dict, variants: dict | None = None) -> dict[str, dict]:
+    """The preset's experiments, normalised: each ``variants`` a mapping name → {modes, nms}."""
+    out = {}
+    for name, e in (preset.get("experiments") or {}).items():
+        where = f"{preset['_file']}: experiments.{name}"
+        try:
+            dataset, sets = e["train"], list(e["eval"])
+        except KeyError as err:
+            raise PresetError(f"{where} needs {err.args[0]!r}") from None
+        training_set(preset, dataset)
+        for s in sets:
+            if dataset_spec(preset, s)["kind"] == "annotations":
+                raise PresetError(f"{where}: eval set {s!r} has no images")
+        vs = e.get("variants") or {}
+        if isinstance(vs, list):
+            vs = {v: {} for v in vs}
+        norm = {}
+        for v, opts in vs.items():
+            if variants is not None and v not in variants:
+                raise PresetError(f"{where}: no variant {v!r} in configs/variants.yaml")
+            opts = opts or {}
+            modes = list(opts.get("modes", e.get("modes", ["refined"])))
+            nms = list(opts.get("nms", e.get("nms", ["oks"])))
+            bad = [m for m in modes if m not in MODES] + [n for n in nms if n not in NMS_KINDS]
+            if bad:
+                raise PresetError(f"{where}: unknown mode/nms {bad} (modes {MODES}, nms {NMS_KINDS})")
+            norm[v] = {"modes": modes, "nms": nms}
+        out[name] = {"train": dataset, "eval": sets, "variants": norm, "seeded": bool(e.get("seeded", False)),
+                     "title": e.get("title", name)}
+    return out
+
+
+def experiment_evals(preset: dict, name: str | None = None, variants: dict | None = None) -> list[Eval]:
+    """Every (model, set, mode, nms) evaluation of one experiment (or of all, ``name=None``)."""
+    exps = experiments(preset, variants)
+    if name is not None and name not in exps:
+        raise PresetError(f"{preset['_file']}: no experiment {name!r} (has: {', '.join(exps)})")
+    out, seen = [], set()
+    for ename, e in exps.items():
+        if name is not None and ename != name:
+            continue
+        for seed in (seeds(preset) if e["seeded"] else [0]):
+            for v, opts in e["variants"].items():
+                for s in e["eval"]:
+                    for mode in opts["modes"]:
+                        for nms in opts["nms"]:
+                            ev = Eval(ename, e["train"], v, seed, s, mode, nms)
+                            if ev[1:] not in seen:
+                                seen.add(ev[1:])
+                                out.append(ev)
+    return out
+
+
+def trained_models(preset: dict, variants: dict | None = None) -> list[tuple[str, str, int]]:
+    """Every (dataset, variant, seed) the preset trains."""
+    models = {ev[1:4] for ev in experiment_evals(preset, None, variants)}
+    lc = learning_curve(preset)
+    if lc:
+        models.add((lc["dataset"], lc["variant"], int(lc["seed"])))
+    return sorted(models)

@@ -16,7 +16,6 @@ def synth_params(wildcards):
     )
 
 
-
 def set_title(set_name):
     """Human title of a data set for figure headings: says which set each figure used."""
     ds = P.dataset_spec(PRESET, set_name)
@@ -27,21 +26,9 @@ def set_title(set_name):
     return set_name
 
 
-def model_spec(name):
-    try:
-        return PRESET["models"][name]
-    except KeyError:
-        raise ValueError(f"preset {PRESET_NAME} has no model {name!r} (has: {', '.join(PRESET.get('models', {}))})") from None
-
-
-def model_variant(name):
-    """The model's variant config; a relative path is relative to the repository."""
-    v = Path(model_spec(name)["variant"])
-    return str(v if v.is_absolute() else REPO / v)
-
-
-def model_overrides(name):
-    return " ".join(f"--set {shlex.quote(o)}" for o in model_spec(name).get("overrides", []))
+def set_ann(wildcards):
+    """Annotation file of the ``{set}`` wildcard (a slug: ``synth_coco-val``)."""
+    return P.annotation_file(PRESET, P.unslug(PRESET, wildcards.set), RES)
 
 
 def set_images(set_name):
@@ -51,11 +38,117 @@ def set_images(set_name):
     return root
 
 
-def model_eval_targets(kind):
-    """Every (model, eval set, mode) file of ``kind`` ('metrics' or 'predictions')."""
-    out = []
-    for name, spec in PRESET.get("models", {}).items():
-        for s in spec["eval"]:
-            for mode in ("refined", "coarse"):
-                out.append(f"{RES}/{kind}/{name}/{P.slug(s)}.{mode}.json")
-    return out
+def train_ann(wildcards):
+    return P.annotation_file(PRESET, P.training_set(PRESET, wildcards.dataset), RES)
+
+
+def train_images(wildcards):
+    return set_images(P.training_set(PRESET, wildcards.dataset))
+
+
+def _set_args(overrides):
+    return " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+
+
+def model_overrides(wildcards):
+    return P.model_overrides(PRESET, VARIANTS, wildcards.dataset, wildcards.variant, int(wildcards.seed))
+
+
+def train_overrides(wildcards):
+    extra = []
+    if CURVE is not None:
+        extra = P.curve_overrides(PRESET, wildcards.dataset, wildcards.variant, int(wildcards.seed))
+    return _set_args(model_overrides(wildcards) + extra)
+
+
+def predict_overrides(wildcards):
+    return _set_args(model_overrides(wildcards) + [f"infer.nms={wildcards.nms}"])
+
+
+def predict_flags(wildcards):
+    return {"refined": "", "coarse": "--coarse-only", "tta": "--tta"}[wildcards.mode]
+
+
+def gpu_count(resources):
+    """GPUs a job was given through the slurm plugin's ``gpu`` or ``gres`` resource (0: none)."""
+    n = getattr(resources, "gpu", 0) or 0
+    if n:
+        return int(n)
+    gres = str(getattr(resources, "gres", "") or "")
+    for part in gres.split(","):
+        bits = part.strip().split(":")
+        if bits[0] == "gpu":
+            return int(bits[-1]) if len(bits) > 1 and bits[-1].isdigit() else 1
+    return 0
+
+
+def train_launcher(wildcards, resources):
+    """``posedet`` for one process; ``torchrun`` (one process per GPU, DDP) for several GPUs."""
+    n = gpu_count(resources)
+    if n > 1:
+        return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node {n} -m posedet"
+    return POSEDET
+
+
+def run_path(dataset, variant, seed, *parts):
+    return "/".join([P.run_dir(RES, dataset, variant, seed), *parts])
+
+
+def eval_files(kind, experiments=None):
+    """Predictions or metrics files ('predictions' | 'metrics') of the named experiments (all: None)."""
+    evs = EVALS if experiments is None else [ev for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)]
+    return sorted({ev.predictions(RES) if kind == "predictions" else ev.metrics(RES) for ev in evs})
+
+
+def train_summaries():
+    return [run_path(d, v, s, "train", "summary.json") for d, v, s in MODELS]
+
+
+def curve_files():
+    if CURVE is None:
+        return []
+    return [run_path(CURVE["dataset"], CURVE["variant"], CURVE["seed"], "curve.json")]
+
+
+def upper_bound_files():
+    ub = PRESET["upper_bound"]
+    return [
+        f"{RES}/upper_bound/{P.slug(s)}.{p}.json" for s in ub["sets"] for p in ub.get("protocols", ["authors"])
+    ]
+
+
+def report_inputs(experiments=None):
+    files = eval_files("metrics", experiments) + eval_files("predictions", experiments)
+    if experiments is None:
+        files += (
+            train_summaries()
+            + curve_files()
+            + upper_bound_files()
+            + expand(f"{RES}/stats/{{set}}.json", set=UB_SETS)
+            + [f"{RES}/bench/table.json"]
+        )
+    else:
+        models = {ev[1:4] for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)}
+        files += [run_path(d, v, s, "train", "summary.json") for d, v, s in sorted(models)]
+    return files + [PRESET["_file"], str(P.variants_path(REPO)), RECIPE]
+
+
+def learning_curve_or_none():
+    """The preset's learning_curve: block, if `posedet curve` and train.snapshot_minutes exist."""
+    from posedet import cli, config as cfg
+
+    curve = P.learning_curve(PRESET)
+    fields = {f.name for f in dataclasses.fields(cfg.TrainConfig)}
+    if curve is not None and not ("curve" in cli.SUBCOMMANDS and "snapshot_minutes" in fields):
+        print(
+            "posedet workflow: learning_curve skipped (posedet curve / train.snapshot_minutes "
+            "not available in this checkout)",
+            file=sys.stderr,
+        )
+        return None
+    return curve
+
+
+def alternatives(names):
+    """A wildcard regex matching exactly these names."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"

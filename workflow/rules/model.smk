@@ -1,73 +1,102 @@
-# Train → predict (refined and coarse-only) → evaluate, for every model the preset names.
+# Train -> predict (refined | coarse | tta, OKS- or IoU-NMS) -> evaluate, for every model the
+# preset's experiments name: results/<preset>/<dataset>/<variant>/seed<k>/ (docs/results_layout.md).
+#
+# Interrupted jobs: Snakemake marks a killed job's outputs incomplete (and deletes them, or reruns
+# them under --rerun-incomplete, which both profiles set); posedet writes every file atomically
+# (temporary file + rename), so a killed job never leaves a truncated file that looks finished.
+# Training keeps train/last.pt (not a declared output, so Snakemake leaves it) and the rerun
+# continues from it (--resume).
 
-
-wildcard_constraints:
-    mode="refined|coarse",
-    set="[^/]+",
-    model="[^/]+",
+MODEL = f"{RES}/{{dataset}}/{{variant}}/seed{{seed}}"
 
 
 rule train:
     input:
-        ann=lambda wc: P.annotation_file(PRESET, model_spec(wc.model)["train"], RES),
-        variant=lambda wc: model_variant(wc.model),
+        ann=train_ann,
+        recipe=RECIPE,
     output:
-        ckpt=f"{RES}/models/{{model}}/final.pt",
+        ckpt=f"{MODEL}/train/final.pt",
+        summary=f"{MODEL}/train/summary.json",
     params:
-        posedet=POSEDET,
-        images=lambda wc: set_images(model_spec(wc.model)["train"]),
-        overrides=lambda wc: model_overrides(wc.model),
+        launcher=train_launcher,
+        images=train_images,
+        overrides=train_overrides,
         out=lambda wc, output: str(Path(output.ckpt).parent),
-    threads: 64  # every core --cores allows (Snakemake caps it); sets torch's thread count
+    threads: TRAIN_THREADS  # sets OMP_NUM_THREADS, hence torch's thread count
     conda:
         ENV
     log:
-        f"{RES}/logs/train/{{model}}.log",
+        f"{RES}/logs/train/{{dataset}}-{{variant}}-seed{{seed}}.log",
     shell:
-        # --resume: an interrupted run continues from its last checkpoint instead of restarting
-        "{params.posedet} train --config {input.variant} {params.overrides} --train-ann {input.ann} "
+        # the log gets the JSONL lines' summary and the tqdm progress bar (stderr)
+        "{params.launcher} train --config {input.recipe} {params.overrides} --train-ann {input.ann} "
         "--train-images {params.images} --out {params.out} --resume > {log} 2>&1"
 
 
 rule predict:
     input:
-        ckpt=f"{RES}/models/{{model}}/final.pt",
-        ann=lambda wc: P.annotation_file(PRESET, P.unslug(PRESET, wc.set), RES),
-        variant=lambda wc: model_variant(wc.model),
+        ckpt=f"{MODEL}/train/final.pt",
+        ann=set_ann,
+        recipe=RECIPE,
     output:
-        f"{RES}/predictions/{{model}}/{{set}}.{{mode}}.json",
+        f"{MODEL}/predictions/{{set}}.{{mode}}.{{nms}}.json",
     params:
         posedet=POSEDET,
         images=lambda wc: set_images(P.unslug(PRESET, wc.set)),
-        overrides=lambda wc: model_overrides(wc.model),
-        coarse=lambda wc: "--coarse-only" if wc.mode == "coarse" else "",
-    threads: 64  # every core --cores allows (Snakemake caps it); sets torch's thread count
+        overrides=predict_overrides,
+        flags=predict_flags,
+    threads: TRAIN_THREADS
     conda:
         ENV
     log:
-        f"{RES}/logs/predict/{{model}}-{{set}}.{{mode}}.log",
+        f"{RES}/logs/predict/{{dataset}}-{{variant}}-seed{{seed}}-{{set}}.{{mode}}.{{nms}}.log",
     shell:
-        "{params.posedet} predict --checkpoint {input.ckpt} --config {input.variant} {params.overrides} "
-        "--ann {input.ann} --images {params.images} {params.coarse} --out {output} > {log} 2>&1"
+        "{params.posedet} predict --checkpoint {input.ckpt} --config {input.recipe} {params.overrides} "
+        "--ann {input.ann} --images {params.images} {params.flags} --out {output} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        gt=lambda wc: P.annotation_file(PRESET, P.unslug(PRESET, wc.set), RES),
-        results=f"{RES}/predictions/{{model}}/{{set}}.{{mode}}.json",
+        gt=set_ann,
+        results=f"{MODEL}/predictions/{{set}}.{{mode}}.{{nms}}.json",
     output:
-        f"{RES}/metrics/{{model}}/{{set}}.{{mode}}.json",
+        f"{MODEL}/metrics/{{set}}.{{mode}}.{{nms}}.json",
     params:
         posedet=POSEDET,
+        evaluator=PRESET.get("evaluator", "official"),
     conda:
         ENV
     log:
-        f"{RES}/logs/evaluate/{{model}}-{{set}}.{{mode}}.log",
+        f"{RES}/logs/evaluate/{{dataset}}-{{variant}}-seed{{seed}}-{{set}}.{{mode}}.{{nms}}.log",
     shell:
         "{params.posedet} evaluate --gt {input.gt} --results {input.results} --metric auto "
+        "--evaluator {params.evaluator} --out {output} > {log} 2>&1"
+
+
+rule curve:
+    # Learning curve of one run (the preset's learning_curve: block): every snapshot the run kept
+    # under train/snapshots/ scored on a held-out set.
+    input:
+        ckpt=f"{MODEL}/train/final.pt",
+        ann=lambda wc: P.annotation_file(PRESET, CURVE["eval"], RES),
+    output:
+        f"{MODEL}/curve.json",
+    params:
+        posedet=POSEDET,
+        run_dir=lambda wc, input: str(Path(input.ckpt).parent),
+        images=lambda wc: set_images(CURVE["eval"]),
+    threads: TRAIN_THREADS
+    conda:
+        ENV
+    log:
+        f"{RES}/logs/curve/{{dataset}}-{{variant}}-seed{{seed}}.log",
+    shell:
+        "{params.posedet} curve --run-dir {params.run_dir} --ann {input.ann} --images {params.images} "
         "--out {output} > {log} 2>&1"
 
 
 rule train_eval:
     input:
-        model_eval_targets("metrics"),
+        train_summaries(),
+        eval_files("metrics"),
+        curve_files(),

@@ -1,0 +1,29 @@
+# Inference timing (Table 1's FPS column, the speed/accuracy figure): one `posedet bench table`
+# run times the paper's backbones at the paper's input sizes (no trained weights needed for speed),
+# with the peers beside them, under one protocol; quick mode on the smoke preset.
+
+BENCH_MODE = PRESET.get("bench", {}).get("mode", "full")
+
+
+rule bench_table:
+    input:
+        preset=PRESET["_file"],
+    output:
+        f"{RES}/bench/table.json",
+    params:
+        posedet=POSEDET,
+        mode=BENCH_MODE,
+    # every core --cores allows: nothing else runs on the machine while it times (set-threads on
+    # a cluster); the bench records the thread count it used
+    threads: 64
+    conda:
+        ENV
+    log:
+        f"{RES}/logs/bench/table.log",
+    shell:
+        "{params.posedet} bench table --preset-mode {params.mode} --out {output} > {log} 2>&1"
+
+
+rule fps:
+    input:
+        f"{RES}/bench/table.json",
