@@ -216,16 +216,18 @@ def learning_curve(preset: dict) -> dict | None:
     lc = preset.get("learning_curve")
     if not lc:
         return None
-    for key in ("dataset", "variant", "eval", "snapshot_minutes"):
+    for key in ("dataset", "variant", "eval", "set"):
         if key not in lc:
             raise PresetError(f"{preset['_file']}: learning_curve needs {key!r}")
+    if not isinstance(lc["set"], list):
+        raise PresetError(f"{preset['_file']}: learning_curve.set must be a list of overrides")
     return {"seed": 0, **lc}
 
 
 def curve_overrides(preset: dict, dataset: str, variant: str, seed: int) -> list[str]:
     lc = learning_curve(preset)
     if lc and (lc["dataset"], lc["variant"], int(lc["seed"])) == (dataset, variant, int(seed)):
-        return [f"train.snapshot_minutes={lc['snapshot_minutes']}"]
+        return list(lc["set"])
     return []
 
 

@@ -134,15 +134,23 @@ def report_inputs(experiments=None):
 
 
 def learning_curve_or_none():
-    """The preset's learning_curve: block, if `posedet curve` and train.snapshot_minutes exist."""
+    """The preset's learning_curve: block, if this checkout has `posedet curve` and the config
+    keys its `set:` overrides name (else None, with a note: the curve is skipped)."""
     from posedet import cli, config as cfg
 
     curve = P.learning_curve(PRESET)
-    fields = {f.name for f in dataclasses.fields(cfg.TrainConfig)}
-    if curve is not None and not ("curve" in cli.SUBCOMMANDS and "snapshot_minutes" in fields):
+    if curve is None:
+        return None
+    sections = {"model": cfg.ModelConfig, "loss": cfg.LossConfig, "train": cfg.TrainConfig, "infer": cfg.InferConfig}
+    missing = [] if "curve" in cli.SUBCOMMANDS else ["posedet curve"]
+    for o in curve["set"]:
+        section, _, key = o.partition("=")[0].strip().partition(".")
+        known = sections.get(section)
+        if known is None or key.split(".")[0] not in {f.name for f in dataclasses.fields(known)}:
+            missing.append(o.partition("=")[0])
+    if missing:
         print(
-            "posedet workflow: learning_curve skipped (posedet curve / train.snapshot_minutes "
-            "not available in this checkout)",
+            f"posedet workflow: learning_curve skipped ({', '.join(missing)} not in this checkout)",
             file=sys.stderr,
         )
         return None

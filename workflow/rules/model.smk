@@ -85,6 +85,7 @@ rule curve:
         posedet=POSEDET,
         run_dir=lambda wc, input: str(Path(input.ckpt).parent),
         images=lambda wc: set_images(CURVE["eval"]),
+        evaluator=PRESET.get("evaluator", "official"),
     threads: TRAIN_THREADS
     conda:
         ENV
@@ -92,7 +93,7 @@ rule curve:
         f"{RES}/logs/curve/{{dataset}}-{{variant}}-seed{{seed}}.log",
     shell:
         "{params.posedet} curve --run-dir {params.run_dir} --ann {input.ann} --images {params.images} "
-        "--out {output} > {log} 2>&1"
+        "--evaluator {params.evaluator} --out {output} > {log} 2>&1"
 
 
 rule train_eval:
