@@ -120,7 +120,7 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
            {"metrics": {"AP": 0.4321, "AP50": 0.7, "AP75": 0.3, "APM": 0.2, "APL": 0.5}})
     # ---- Tables 3-5: synth_crowdpose ablations
     crowd = res / "synth_crowdpose"
-    base, off = "hrnet_w48", "no_refine"
+    base, off = "baseline", "no_refine"
     for k, (on_ap, c_ap) in enumerate(zip(T4_ON, T4_COARSE)):
         run = crowd / base / f"seed{k}"
         _write(run / "train" / "summary.json", {"wall_s": 100.0 + k, "config": _config()})
@@ -140,7 +140,7 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
         run = crowd / off / f"seed{k}"
         _write(run / "train" / "summary.json", {"wall_s": 90.0, "config": _config(refine=False)})
         _write(run / "metrics" / "synth_crowdpose-val.refined.oks.json", {"metrics": _crowd_metrics(ap)})
-    for var, cen, is_on, ap in (("box", "box", True, 0.4567), ("no_is", "keypoints", False, 0.4678),
+    for var, cen, is_on, ap in (("box_centroid", "box", True, 0.4567), ("no_is", "keypoints", False, 0.4678),
                                 ("box_no_is", "box", False, 0.4789)):
         run = crowd / var / "seed0"
         _write(run / "train" / "summary.json", {"wall_s": 80.0, "config": _config(centroid=cen, is_on=is_on)})
@@ -307,7 +307,7 @@ def test_table5_models_from_resolved_configs(report):
         n_cur = r[1] or n_cur
         by_var_nms[(c_cur, n_cur, r[2])] = r
     r = by_var_nms[("Bounding box", "OKS", "✓")]
-    assert r[header.index("Variant")] == "box" and r[header.index("APH (meas.)")] == "35.7"
+    assert r[header.index("Variant")] == "box_centroid" and r[header.index("APH (meas.)")] == "35.7"
     r = by_var_nms[("Bounding box", "IoU", "")]
     assert r[header.index("Variant")] == "box_no_is" and r[header.index("APE (meas.)")] == "55.9"
     r = by_var_nms[("Keypoints", "IoU", "✓")]
@@ -424,6 +424,7 @@ def test_empty_tree_does_not_crash_and_strict_exits_1(tmp_path, capsys):
     for n in range(1, 6):
         assert (out / f"table{n}.md").is_file() and (out / f"table{n}.tex").is_file()
     assert (out / "index.html").is_file() and "—" in (out / "table4.md").read_text()
+    assert "Nothing missing" not in (out / "index.html").read_text()
     assert "inputs missing" in capsys.readouterr().err
     assert cli.main(["report", "--preset", "nothing", "--results", str(res_dir), "--out", str(out),
                      "--strict"]) == 1
@@ -434,3 +435,24 @@ def test_complete_tree_lists_nothing_missing_in_the_tables(report):
     metrics_missing = [w for w, what in res["missing"] if what.startswith("metrics")]
     # Table 2's HRNet-W32 TTA run is the only measured table cell the fake tree leaves out
     assert metrics_missing == ["results/fake/synth_coco/hrnet_w32/seed0/metrics/synth_coco-val.tta.oks.json"]
+
+
+def test_preset_experiments_choose_models_and_sets(tmp_path):
+    tree = make_tree(tmp_path)
+    preset = tree["repo"] / "configs" / "presets" / "fake.yaml"
+    preset.write_text(preset.read_text() + (
+        "backbones: {dla34: dla34_cpu, hrnet_w32: hrnet_w18_small, hrnet_w48: hrnet_w18_small_v2}\n"
+        "experiments:\n"
+        "  table1: {train: synth_coco, variants: [dla34, hrnet_w32, hrnet_w48], eval: [synth_coco/val]}\n"
+        "  table3: {train: synth_crowdpose, variants: [baseline], eval: [synth_crowdpose/val], modes: [tta]}\n"
+        "  table4: {train: synth_crowdpose, variants: {baseline: {modes: [refined, coarse]}, no_refine: {}},\n"
+        "           eval: [synth_crowdpose/val]}\n"
+        "  figure4: {train: synth_crowdpose, variants: [baseline], eval: [synth_crowdpose/val]}\n"
+        "  figure5: {train: synth_crowdpose, variants: [baseline], eval: [synth_crowdpose/val]}\n"))
+    out, res = _build(tree, tmp_path)
+    md3 = (out / "table3.md").read_text()
+    assert _cell(md3, lambda r: r[0] == "PoseDet (Ours)", "AP (meas.)") == "61.1 ± 0.0"
+    names = {f["file"] for f in res["figures"]}
+    assert {"figure4_synth_crowdpose_synth_crowdpose-val.png", "figure5_synth_crowdpose-val.png"} <= names
+    # images found through the preset's data layout (results/<preset>/data/<name>/<split>/images)
+    assert not [w for w, what in res["missing"] if "image file" in what]

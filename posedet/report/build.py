@@ -21,7 +21,7 @@ from posedet.report import figures as F
 from posedet.report.collect import Inputs
 from posedet.report.paper_numbers import paper_rows
 from posedet.report.tables import (
-    ABLATION_BASE, TABLE1_BACKBONES, Context, _pick_bench, ablation_models, bench_rows, build_tables,
+    TABLE1_BACKBONES, Context, _pick_bench, ablation_models, bench_rows, build_tables,
     render_latex, render_markdown, write_csv,
 )
 
@@ -155,7 +155,7 @@ def _figure3(inputs: Inputs, out: Path, figs: list, studies) -> None:
 def _speed_accuracy(ctx: Context, out: Path, figs: list) -> None:
     brows, _, manifest = bench_rows(ctx.inputs)
     ds = ctx.dataset("coco")
-    set_slug = ctx.eval_set("coco", ds, "dla34") if ds else None
+    set_slug = ctx.eval_set("coco", ds, "dla34", "table1") if ds else None
     from posedet.report.collect import aggregate
     points = []
     ours = {k for k, _ in TABLE1_BACKBONES}
@@ -285,10 +285,15 @@ def _draw_rows(ctx, run, set_slug, modes: list[tuple[str, str]], title: str, png
 def _qualitative(ctx: Context, out: Path, figs: list) -> None:
     ds_c, models = ablation_models(ctx)
     base = models.get((True, "keypoints", True)) if ds_c else None
+    exp5 = ctx.experiment("figure5")
+    if exp5 and exp5["train"] and exp5["variants"]:
+        ds_c, base = exp5["train"], exp5["variants"][0]
+        if not ctx.inputs.seeds(ds_c, base):
+            base = None
     # Figure 5: coarse vs refined of the Table 4 JR model, every set it was evaluated on
     if ds_c and base:
         run = ctx.inputs.seeds(ds_c, base)[0]
-        for set_slug in ctx.inputs.sets_evaluated(ds_c, base):
+        for set_slug in (exp5["eval"] if exp5 and exp5["eval"] else ctx.inputs.sets_evaluated(ds_c, base)):
             png = out / f"figure5_{set_slug}.png"
             if _draw_rows(ctx, run, set_slug, [("coarse", "coarse"), ("refined", "refined")],
                           f"Figure 5 style: coarse (bypass) vs refined poses, {ds_c}/{base}/seed{run.seed} on "
@@ -300,17 +305,26 @@ def _qualitative(ctx: Context, out: Path, figs: list) -> None:
     else:
         ctx.inputs.need("Figure 5: the JR model (refine on, keypoint centroid, IS on) on a CrowdPose-like set",
                         f"results/{ctx.preset_name}/")
-    # Figure 4: predictions on crowded images, for each data set's baseline model
-    for kind in ("crowdpose", "coco"):
-        ds = ctx.dataset(kind)
-        if ds is None:
+    # Figure 4: predictions on crowded images: the preset's figure4* experiments, else each data
+    # set's baseline model on every set it was evaluated on
+    jobs = []
+    for name in sorted((ctx.preset.get("experiments") or {}) if isinstance(ctx.preset, dict) else {}):
+        e = ctx.experiment(name) if name.startswith("figure4") else None
+        if e and e["train"] and e["variants"]:
+            jobs.append((e["train"], e["variants"][0], e["eval"] or None))
+    if not jobs:
+        for kind in ("crowdpose", "coco"):
+            ds = ctx.dataset(kind)
+            var = ctx.base_variant(ds)
+            if ds and var:
+                jobs.append((ds, var, None))
+    for ds, var, sets in jobs:
+        runs = ctx.inputs.seeds(ds, var)
+        if not runs:
+            ctx.inputs.need("Figure 4: a trained model", f"results/{ctx.preset_name}/{ds}/{var}/seed<k>/")
             continue
-        variants = ctx.inputs.variants(ds)
-        var = ABLATION_BASE if ABLATION_BASE in variants else (variants[0] if variants else None)
-        if var is None:
-            continue
-        run = ctx.inputs.seeds(ds, var)[0]
-        for set_slug in ctx.inputs.sets_evaluated(ds, var):
+        run = runs[0]
+        for set_slug in sets or ctx.inputs.sets_evaluated(ds, var):
             png = out / f"figure4_{ds}_{set_slug}.png"
             if _draw_rows(ctx, run, set_slug, [("PoseDet", "refined")],
                           f"Figure 4 style: PoseDet on the most crowded images of {set_slug} "

@@ -32,7 +32,8 @@ HEAD = {"FPS": "FPS", "AP": "AP", "AP50": "AP50", "AP75": "AP75", "APM": "APM", 
 # Table 1's PoseDet rows: paper row key = variant name (docs/results_layout.md), paper input size
 TABLE1_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"), ("dla34", "DLA-34"))
 TABLE2_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"))
-ABLATION_BASE = "hrnet_w48"       # the paper's ablation backbone; its variant is the Table 4/5 baseline
+ABLATION_BASES = ("baseline", "hrnet_w48")   # the CrowdPose baseline's variant name (configs/variants.yaml)
+ABLATION_BASE = ABLATION_BASES[0]
 # peers of Table 1: name fragments a bench row may carry
 PEER_ALIASES = {"ae": ("associativeembedding", "assocembedding", "ae", "hourglass"),
                 "cmu_pose": ("cmupose", "openpose", "cmu"),
@@ -83,12 +84,32 @@ class Context:
         r = self.preset.get("report")
         return r if isinstance(r, dict) else {}
 
+    # ---------------------------------------------------------------- experiments (preset)
+    def experiment(self, name: str) -> dict | None:
+        """The preset's ``experiments.<name>`` as {train, variants: [names], eval: [set slugs]}."""
+        e = (self.preset.get("experiments") or {}).get(name) if isinstance(self.preset, dict) else None
+        if not isinstance(e, dict):
+            return None
+        v = e.get("variants") or []
+        return {"train": e.get("train"), "variants": list(v.keys()) if isinstance(v, dict) else list(v),
+                "eval": [str(x).replace("/", "-") for x in e.get("eval") or []], "title": e.get("title")}
+
+    def base_variant(self, dataset: str | None) -> str | None:
+        """The CrowdPose-like set's baseline model: 'baseline', else 'hrnet_w48', else the first."""
+        if dataset is None:
+            return None
+        vs = self.inputs.variants(dataset)
+        return next((b for b in ABLATION_BASES if b in vs), vs[0] if vs else None)
+
     # ---------------------------------------------------------------- data sets
     def dataset(self, kind: str) -> str | None:
         """The results' training set standing in for COCO (``kind='coco'``) or CrowdPose."""
         chosen = (self.report_cfg().get("datasets") or {}).get(kind)
         if chosen:
             return chosen
+        exp = self.experiment({"coco": "table1", "crowdpose": "table4"}.get(kind, ""))
+        if exp and exp["train"]:
+            return exp["train"]
         names = self.inputs.datasets()
         if kind == "crowdpose":
             cands = [n for n in names if "crowdpose" in n]
@@ -96,10 +117,14 @@ class Context:
             cands = [n for n in names if "coco" in n and "crowdpose" not in n]
         return sorted(cands, key=lambda n: (n.startswith("synth"), n))[0] if cands else None
 
-    def eval_set(self, kind: str, dataset: str | None, variant: str | None = None) -> str | None:
+    def eval_set(self, kind: str, dataset: str | None, variant: str | None = None,
+                 experiment: str | None = None) -> str | None:
         chosen = (self.report_cfg().get("sets") or {}).get(kind)
         if chosen:
             return chosen.replace("/", "-")
+        exp = self.experiment(experiment) if experiment else None
+        if exp and exp["eval"]:
+            return exp["eval"][0]
         if dataset is None:
             return None
         sets = self.inputs.sets_evaluated(dataset, variant) or self.inputs.sets_evaluated(dataset)
@@ -335,7 +360,7 @@ def _measured(ctx: Context, dataset, variant, set_slug, mode, nms, metric) -> di
 
 def build_table1(ctx: Context) -> Table:
     ds = ctx.dataset("coco")
-    set_slug = ctx.eval_set("coco", ds, "dla34") if ds else None
+    set_slug = ctx.eval_set("coco", ds, "dla34", "table1") if ds else None
     brows, _, manifest = bench_rows(ctx.inputs)
     devices = [k for k in ("gpu", "cpu") if any(r["device_kind"] == k for r in brows)] or ["gpu"]
     header = ["Method", "Backbone", "Input size", "Trained as", "FPS (paper)"]
@@ -414,7 +439,14 @@ def _fps_caption(brows: list[dict], manifest) -> str:
 
 def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper_set: str, title: str) -> Table:
     ds = ctx.dataset(kind)
-    set_slug = ctx.eval_set(kind, ds, ours[0][0]) if ds else None
+    exp = ctx.experiment(f"table{number}")
+    if exp and exp["train"]:
+        ds = exp["train"]
+    variant_of = {k: k for k, _ in ours}
+    if number == 3:
+        variant_of["hrnet_w48"] = (exp["variants"][0] if exp and exp["variants"] else ctx.base_variant(ds)) \
+            or "hrnet_w48"
+    set_slug = ctx.eval_set(kind, ds, variant_of[ours[0][0]], f"table{number}") if ds else None
     header = ["Method"] + (["Backbone"] if number == 2 else [])
     for m in metrics:
         header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
@@ -423,25 +455,26 @@ def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper
     for p in paper_rows(number):
         is_ours = p["row"] in our_keys
         cells = [p["method"]] + ([p["backbone"] or ""] if number == 2 else [])
+        var = variant_of.get(p["row"])
         for m in metrics:
-            agg = _measured(ctx, ds, p["row"], set_slug, "tta", "oks", m) if is_ours else None
+            agg = _measured(ctx, ds, var, set_slug, "tta", "oks", m) if is_ours else None
             aggs.append(agg)
             cells += [_paper(p[m]), fmt_cell(agg, expected=is_ours)]
             if is_ours:
                 records.append(_record(number, p["row"], m, p[m], agg,
-                                       f"{ds}/{p['row']}/seed*/metrics/{set_slug}.tta.oks.json",
-                                       method=p["method"], backbone=p["backbone"]))
+                                       f"{ds}/{var}/seed*/metrics/{set_slug}.tta.oks.json",
+                                       method=p["method"], backbone=p["backbone"], variant=var))
         rows.append(cells)
     if ds is None:
         ctx.inputs.need(f"Table {number}: a trained {kind}-like data set", f"results/{ctx.preset_name}/")
     cap = [f"{title} (layout of the paper's Table {number}; TTA: short sides {{300, …, 800}} plus flip, one NMS)."]
     cap.append(ctx.describe_set(set_slug, paper_set))
-    bn = ctx.backbone_note([(ds, k, name) for k, name in ours]) if ds else None
+    bn = ctx.backbone_note([(ds, variant_of[k], name) for k, name in ours]) if ds else None
     if bn:
         cap.append(bn)
     cap.append(f"Other methods: the paper's cited numbers. {MISSING}: an input file is missing.")
     cap.append(_spread_note(aggs))
-    cap += ctx.deviation_sentences([(ds, k) for k, _ in ours] if ds else [])
+    cap += ctx.deviation_sentences([(ds, variant_of[k]) for k, _ in ours] if ds else [])
     return Table(number, title, header, rows, cap, records)
 
 
@@ -468,7 +501,8 @@ def ablation_models(ctx: Context) -> tuple[str | None, dict]:
         return None, {}
     variants = ctx.inputs.variants(ds)
     sw = {v: ctx.inputs.switches(ds, v) for v in variants}
-    base_bb = sw.get(ABLATION_BASE, {}).get("backbone")
+    base = ctx.base_variant(ds)
+    base_bb = sw.get(base, {}).get("backbone")
     cells: dict = {}
     for v in variants:
         s = sw[v]
@@ -485,7 +519,8 @@ def ablation_models(ctx: Context) -> tuple[str | None, dict]:
         if not key[2]:
             hints += any(h in n for h in _HINTS["nois"])
         same_bb = base_bb is not None and sw[v].get("backbone") == base_bb
-        return (v != ABLATION_BASE, not same_bb, -hints, v)
+        return (v not in ABLATION_BASES, ABLATION_BASES.index(v) if v in ABLATION_BASES else 0,
+                not same_bb, -hints, v)
 
     return ds, {k: sorted(vs, key=lambda v: rank(v, k))[0] for k, vs in cells.items()}
 
@@ -494,7 +529,7 @@ def build_table4(ctx: Context) -> Table:
     ds, models = ablation_models(ctx)
     base = models.get((True, "keypoints", True))
     off = models.get((False, "keypoints", True))
-    set_slug = ctx.eval_set("crowdpose_ablation", ds, base) if ds else None
+    set_slug = ctx.eval_set("crowdpose_ablation", ds, base, "table4") if ds else None
     spec = [  # (row key, JR label, variant, mode, paper row)
         ("jr_off", "✗ (trained without the refine branch)", off, "refined", "jr_off"),
         ("jr_on", "✓", base, "refined", "jr_on"),
@@ -547,7 +582,7 @@ def build_table4(ctx: Context) -> Table:
 def build_table5(ctx: Context) -> Table:
     ds, models = ablation_models(ctx)
     base = models.get((True, "keypoints", True))
-    set_slug = ctx.eval_set("crowdpose_ablation", ds, base) if ds else None
+    set_slug = ctx.eval_set("crowdpose_ablation", ds, base, "table5") if ds else None
     header = ["Centroid type", "NMS type", "IS", "Variant"]
     for m in T5_METRICS:
         header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
