@@ -165,6 +165,7 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "<checkpoint>"):
     model_cfg = dict(config.get("model", {}))
     model_cfg["pretrained"] = False           # the trained weights replace them anyway
     model_cfg["pretrained_file"] = None
+    model_cfg["init_backbone"] = None         # (likewise the harness-made pretrained start)
     config["model"] = model_cfg
     skel = ckpt.get("skeleton") or {}
     k = len(skel["keypoints"]) if skel.get("keypoints") else model_cfg.get("num_keypoints")

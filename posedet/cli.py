@@ -12,8 +12,10 @@ import sys
 
 SUBCOMMANDS = {
     "synth": ("posedet.data.synth", "generate the embedded synthetic data set"),
+    "pretrain": ("posedet.pretrain", "pre-train a backbone on a synthetic pretext task (no downloads)"),
     "train": ("posedet.train", "train a PoseDet variant"),
     "predict": ("posedet.predict", "run inference, write COCO-format results"),
+    "curve": ("posedet.curve", "learning curve: evaluate a run's snapshots on a val set"),
     "evaluate": ("posedet.evaluate", "score results with the official COCO / CrowdPose metrics"),
     "upper-bound": ("posedet.upper_bound", "ground-truth upper-bound NMS study (Figure 3)"),
     "bench": ("posedet.bench", "timing benchmarks (FPS, pose-embedding micro-benchmark)"),

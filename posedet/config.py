@@ -15,17 +15,24 @@ between config files and no registry: a file lists the values that differ from t
       num_keypoints: null            # null = from the skeleton; if set it must agree with it
       pretrained: false              # ImageNet weights through timm (needs network or a cache)
       pretrained_file: null          # local weights file for the backbone (no network)
+      init_backbone: null            # `posedet pretrain` backbone.pt: harness-made pretrained start
+                                     # (CPU preset; the paper: ImageNet weights)
       refine: true                   # refine branch (Table 4); false = coarse pose is the output
       intermediate_supervision: true # per-level heatmap heads, training only
       neck_channels: null            # null = the backbone's default (DLA 128, HRNet 256)
       head_channels: null            # null = neck_channels
       embed_channels: null           # pose-embedding output width; null = head_channels
       gn_groups: 32                  # GroupNorm groups in the head towers
+      num_levels: null               # pyramid levels; null = the paper's (FPN 4: strides 8-64;
+                                     # HRFPN 3: 8-32); 3 drops FPN's stride-64 level
+      channels_last: false           # run the network in channels_last memory format (CPU speed)
       embedding_save_memory: false   # recompute the embedding's samples in the backward pass
     loss:
       centroid: keypoints            # keypoints (mean of visible joints, paper) | box (ablation)
       heatmap_loss: focal            # focal (authors' code, CornerNet α=2 β=4) | l2 (paper text)
       weights: {coarse: 0.1, refine: 0.2, cls: 1.0, heatmap: 0.1}
+      pos_num: 1                     # coarse positives per person: the pos_num grid points nearest
+                                     # the centre on its level (authors: PointAssigner pos_num=1)
     train:
       input_size: 512                # square training crop, pixels
       batch_size: 48                 # GLOBAL batch: all processes together (paper 8 GPUs × 6)
@@ -61,6 +68,8 @@ between config files and no registry: a file lists the values that differ from t
                                      # step, writes last.pt and final.pt, logs "stopped_on_budget"
       log_every: 20                  # JSONL log line every N steps (means over the interval)
       ckpt_every: 1000               # RUN_DIR/last.pt every N steps (and at the end)
+      snapshot_every: null           # RUN_DIR/snapshots/stepNNNNNN.pt (weights, elapsed time,
+                                     # images seen) every N steps: the learning curve's points
       find_unused_parameters: false  # DDP option
     infer:
       short_side: 640                # single scale: short side ...
@@ -106,6 +115,7 @@ class ModelConfig:
     num_keypoints: Union[int, None] = None
     pretrained: bool = False
     pretrained_file: Union[str, None] = None
+    init_backbone: Union[str, None] = None
     refine: bool = True
     intermediate_supervision: bool = True
     neck_channels: Union[int, None] = None
@@ -113,10 +123,12 @@ class ModelConfig:
     embed_channels: Union[int, None] = None
     gn_groups: int = 32
     embedding_save_memory: bool = False
+    num_levels: Union[int, None] = None
+    channels_last: bool = False
 
     def check(self, where: str) -> None:
         _positive(self, where, "num_keypoints", "neck_channels", "head_channels", "embed_channels",
-                  "gn_groups")
+                  "gn_groups", "num_levels")
         if not self.backbone:
             raise ValueError(f"{where}.backbone: must not be empty")
 
@@ -139,9 +151,11 @@ class LossConfig:
     centroid: Literal["keypoints", "box"] = "keypoints"
     heatmap_loss: Literal["focal", "l2"] = "focal"
     weights: LossWeights = field(default_factory=LossWeights)
+    pos_num: int = 1
 
     def check(self, where: str) -> None:
         self.weights.check(f"{where}.weights")
+        _positive(self, where, "pos_num")
 
 
 @dataclass
@@ -170,12 +184,13 @@ class TrainConfig:
     max_minutes: Union[float, None] = None
     log_every: int = 20
     ckpt_every: int = 1000
+    snapshot_every: Union[int, None] = None
     find_unused_parameters: bool = False
 
     def check(self, where: str) -> None:
         _positive(self, where, "input_size", "batch_size", "micro_batches", "lr", "epochs",
                   "iterations", "lr_gamma", "grad_clip_norm", "max_minutes", "log_every",
-                  "ckpt_every")
+                  "ckpt_every", "snapshot_every")
         if self.epochs is None and self.iterations is None:
             raise ValueError(f"{where}: set train.epochs or train.iterations")
         if self.batch_size % self.micro_batches:

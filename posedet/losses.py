@@ -106,15 +106,15 @@ def posedet_loss(outputs: dict, gts: Sequence[dict], sigmas, centroid: str = "ke
                  intermediate_supervision: bool = True, weights: dict | None = None,
                  refine_pos_thr: float = 0.7, cls_pos_thr: float = 0.6, cls_neg_thr: float = 0.5,
                  refine_low_quality_thr: float | None = 0.52, min_keypoints: int = 3,
-                 heatmap_sigma: float = 2.0, max_level_stride: int | None = None
-                 ) -> dict[str, torch.Tensor]:
+                 heatmap_sigma: float = 2.0, max_level_stride: int | None = None,
+                 pos_num: int = 1) -> dict[str, torch.Tensor]:
     """The full PoseDet training loss.
 
     ``outputs``: the model's dict (``strides``, ``coarse``, ``refine`` or None, ``cls``,
     ``heatmaps`` or None); ``gts``: per image a dict with ``keypoints`` [N, K, 3] and ``boxes``
     [N, 4] (``box_areas`` used when present), input-image pixels.
 
-    * coarse: ``assign_coarse`` positives, keypoint distance loss of the coarse pose,
+    * coarse: ``assign_coarse`` positives (``pos_num`` per person), keypoint distance loss of the coarse pose,
       ÷ #coarse positives (≥ 1) · ``weights['coarse']``;
     * refine: ``assign_refine_cls`` on the detached coarse poses; the refined pose
       (detached coarse + residual) at refine positives, ÷ #refine positives (≥ 1) · ``weights['refine']``;
@@ -154,7 +154,7 @@ def posedet_loss(outputs: dict, gts: Sequence[dict], sigmas, centroid: str = "ke
 
     # coarse (bypass)
     ca = assign_coarse(gt_kps, strides, sizes, centroid=centroid, min_keypoints=min_keypoints,
-                       max_level_stride=max_level_stride)
+                       max_level_stride=max_level_stride, pos_num=pos_num)
     pos = ca["pos"]
     n_coarse = pos.sum().float()
     l_coarse = keypoint_distance_loss(coarse_xy[pos], ca["target_xy"][pos].float(), ca["weight"][pos],

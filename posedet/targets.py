@@ -102,8 +102,10 @@ def _check_levels(strides, feat_sizes) -> None:
 
 def assign_coarse(gt_keypoints: Sequence[torch.Tensor], strides: Sequence[int], feat_sizes,
                   centroid: str = "keypoints", min_keypoints: int = 3,
-                  max_level_stride: int | None = None, base_scale: float = 4.0) -> dict:
-    """Coarse (bypass) assignment: at most one positive candidate per person.
+                  max_level_stride: int | None = None, base_scale: float = 4.0,
+                  pos_num: int = 1) -> dict:
+    """Coarse (bypass) assignment: at most ``pos_num`` positive candidates per person (1 in the
+    authors' config: mmdetection's ``PointAssigner(pos_num=1)``).
 
     Per image and person with ≥ ``min_keypoints`` labelled keypoints (v > 0):
 
@@ -114,7 +116,8 @@ def assign_coarse(gt_keypoints: Sequence[torch.Tensor], strides: Sequence[int], 
     * centre: mean of the labelled keypoints (``centroid='keypoints'``) or the keypoint box's
       centre (``'box'``, the ablation);
     * positive: the grid point (j·s, i·s) nearest to the centre, i.e. (round(cy/s), round(cx/s))
-      clamped inside the map;
+      clamped inside the map; with ``pos_num`` = n > 1, the n grid points of that level nearest
+      to the centre (PointAssigner's ``pos_num``; ties broken by row-major order of the window);
     * two persons on one grid point: the nearer one wins, distance measured as in the authors'
       code, ‖(grid − centre) / (w, h)‖ (ties: the earlier person).
 
@@ -178,6 +181,24 @@ def assign_coarse(gt_keypoints: Sequence[torch.Tensor], strides: Sequence[int], 
         i = torch.floor(centre[:, 1] / s + 0.5).long().clamp(min=0)
         j = torch.minimum(j, w_all[li] - 1)
         i = torch.minimum(i, h_all[li] - 1)
+        if pos_num > 1:
+            # the pos_num grid points nearest to the centre: search a window around the nearest one
+            r = int(math.ceil(math.sqrt(pos_num))) + 1
+            dd = torch.arange(-r, r + 1, device=device)
+            wi = (i[:, None, None] + dd[None, :, None]).expand(-1, -1, dd.numel()).reshape(i.numel(), -1)
+            wj = (j[:, None, None] + dd[None, None, :]).expand(-1, dd.numel(), -1).reshape(j.numel(), -1)
+            inside = (wi >= 0) & (wj >= 0) & (wi < h_all[li][:, None]) & (wj < w_all[li][:, None])
+            gd = ((wj * s[:, None] - centre[:, :1]) ** 2 + (wi * s[:, None] - centre[:, 1:]) ** 2)
+            gd = torch.where(inside, gd, torch.full_like(gd, float("inf")))
+            k_near = min(int(pos_num), gd.shape[1])
+            near = torch.sort(gd, dim=1, stable=True).indices[:, :k_near]
+            ok = torch.gather(inside, 1, near)
+            i = torch.gather(wi, 1, near)[ok]
+            j = torch.gather(wj, 1, near)[ok]
+            rep = ok.sum(1)
+            idx, li, s = idx.repeat_interleave(rep), li.repeat_interleave(rep), s.repeat_interleave(rep)
+            centre = centre.repeat_interleave(rep, dim=0)
+            w, h = w.repeat_interleave(rep), h.repeat_interleave(rep)
         flat = start_all[li] + i * w_all[li] + j                               # [n]
         dist = torch.stack([(j * s - centre[:, 0]) / w, (i * s - centre[:, 1]) / h], -1).norm(dim=-1)
         # conflicts: the smallest normalised distance wins, ties to the earlier person

@@ -378,6 +378,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
     last_path, final_path = out / "last.pt", out / "final.pt"
     step = 0
     resumed_from = None
+    prior_train_s = 0.0          # wall time of earlier invocations (resume), for snapshots
     if resume and last_path.exists():
         state = ckpt_io.load_checkpoint(last_path, map_location="cpu")
         _check_resume(state, last_path, signature, k)
@@ -388,6 +389,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
             scaler.load_state_dict(state["scaler"])
         ckpt_io.set_rng_state(state["rng"])
         step = resumed_from = int(state["step"])
+        prior_train_s = float(state.get("train_s", 0.0))
         if int(state.get("total_steps", total_steps)) != total_steps and main_proc:
             print(f"posedet train: {last_path} was a {state.get('total_steps')}-step run; "
                   f"continuing to {total_steps} steps", file=sys.stderr)
@@ -410,6 +412,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": ckpt_io.rng_state(), "step": step, "epoch": step // steps_per_epoch,
             "total_steps": total_steps, "complete": complete,
+            "train_s": round(prior_train_s + time.monotonic() - t_start, 3),
             "config": config_to_dict(cfg), "model_signature": signature,
             "skeleton": ckpt_io.skeleton_dict(skeleton),
             "meta": {"torch": str(torch.__version__), "world_size": world, "device": dev.type},
@@ -419,12 +422,25 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
         if main_proc:
             ckpt_io.save_checkpoint(last_path, payload(complete))
 
+    def weights_only(complete: bool) -> dict:
+        p = payload(complete)
+        for key in ("optimizer", "scheduler", "scaler", "rng"):
+            p[key] = None
+        return p
+
     def save_final(complete: bool) -> None:
         if main_proc:
-            p = payload(complete)
-            for key in ("optimizer", "scheduler", "scaler", "rng"):
-                p[key] = None
-            ckpt_io.save_checkpoint(final_path, p)
+            ckpt_io.save_checkpoint(final_path, weights_only(complete))
+
+    def save_snapshot() -> None:
+        # a learning-curve point: weights plus the training time and images behind them
+        if main_proc:
+            p = weights_only(False)
+            p["meta"] = dict(p["meta"], train_s=round(prior_train_s + time.monotonic() - t_start, 3),
+                             images_seen=step * tc.batch_size)
+            ckpt_io.save_checkpoint(out / "snapshots" / f"step{step:06d}.pt", p)
+            log.write(event="snapshot", step=step, images_seen=step * tc.batch_size,
+                      train_s=p["meta"]["train_s"])
 
     # ---- loop
     from tqdm import tqdm
@@ -432,7 +448,7 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not main_proc,
                dynamic_ncols=True, mininterval=1.0)
     model.train()
-    loss_kwargs = dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss,
+    loss_kwargs = dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss, pos_num=cfg.loss.pos_num,
                        refine=cfg.model.refine, intermediate_supervision=cfg.model.intermediate_supervision,
                        weights=config_to_dict(cfg.loss.weights))
     sigmas = list(skeleton.sigmas)
@@ -531,6 +547,8 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
                 status = "complete"
             elif budget_stop:
                 status = "stopped_on_budget"
+            if tc.snapshot_every and (step % tc.snapshot_every == 0 or status is not None):
+                save_snapshot()
             if status is not None or step % tc.ckpt_every == 0:
                 save_last(complete=status == "complete")
             if stop_after_steps is not None and step >= stop_after_steps:

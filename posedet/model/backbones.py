@@ -62,6 +62,11 @@ def backbone_spec(name: str) -> dict:
         return BACKBONES[name]
     import timm
 
+    if name.startswith("hrnet_") and timm.is_model(name):
+        # every timm HRNet (the compact w18_small stand-ins too): raw branches → HRFPN
+        return {"timm_kwargs": {"out_indices": (1, 2, 3, 4), "feature_location": ""},
+                "neck": "hrfpn", "neck_channels": 256}
+
     if not timm.is_model(name):
         raise ValueError(f"unknown backbone {name!r}: use one of {sorted(BACKBONES)} or a timm model name")
     return {"timm_kwargs": {}, "neck": "fpn", "neck_channels": 128, "strides": (8, 16, 32)}
@@ -143,7 +148,10 @@ class TimmBackbone(nn.Module):
             missing = [s for s in spec["strides"] if s not in red]
             if missing:
                 raise ValueError(f"backbone {name!r} has no outputs at strides {missing} (it has {red})")
-            timm_kwargs["out_indices"] = tuple(red.index(s) for s in spec["strides"])
+            # out_indices name the model's own feature indices (DLA counts from 1, ResNet from 0),
+            # not positions in the default list: map through feature_info.out_indices
+            own = list(probe.feature_info.out_indices)
+            timm_kwargs["out_indices"] = tuple(own[red.index(s)] for s in spec["strides"])
             del probe
         self.name = name
         self.body = _create_timm(name, pretrained, pretrained_file, cache_dir, timm_kwargs)

@@ -36,7 +36,8 @@ class PoseDet(nn.Module):
     def __init__(self, backbone: str, num_keypoints: int, pretrained: bool = False, pretrained_file=None,
                  refine: bool = True, intermediate_supervision: bool = True, neck_channels: int | None = None,
                  head_channels: int | None = None, embed_channels: int | None = None, gn_groups: int = 32,
-                 embedding_save_memory: bool = False, cache_dir=None):
+                 embedding_save_memory: bool = False, num_levels: int | None = None,
+                 channels_last: bool = False, init_backbone=None, cache_dir=None):
         """backbone: a name of ``posedet.model.backbones.BACKBONES`` (or any timm model with
         ``features_only``); num_keypoints: K; pretrained / pretrained_file / cache_dir: ImageNet
         backbone weights (``backbones.py``); refine: refinement branch; intermediate_supervision:
@@ -44,7 +45,12 @@ class PoseDet(nn.Module):
         DLA-34 128, HRNet 256); head_channels: head tower width (None = neck_channels);
         embed_channels: pose-embedding output width (None = head_channels); gn_groups: GroupNorm
         groups in the towers (reduced to a divisor of the width when needed);
-        embedding_save_memory: recompute embedding samples in the backward (less memory)."""
+        embedding_save_memory: recompute embedding samples in the backward (less memory);
+        num_levels: pyramid levels (None = the paper's: FPN 4 at strides 8-64, HRFPN 3 at 8-32);
+        init_backbone: a ``posedet pretrain`` backbone.pt to start the backbone from (the CPU
+        preset's harness-made stand-in for ImageNet weights; None = as ``pretrained`` says);
+        channels_last: convert the network and its input to channels_last (a CPU speed switch,
+        same numbers within float tolerance)."""
         super().__init__()
         if int(num_keypoints) < 1:
             raise ValueError(f"num_keypoints must be ≥ 1, got {num_keypoints!r}")
@@ -52,18 +58,33 @@ class PoseDet(nn.Module):
         self.backbone_name, self.num_keypoints = backbone, int(num_keypoints)
         self.backbone = TimmBackbone(backbone, pretrained=pretrained, pretrained_file=pretrained_file,
                                      cache_dir=cache_dir)
+        self.init_backbone_sha256 = None
+        if init_backbone is not None:
+            from posedet.pretrain import load_backbone_weights
+
+            self.init_backbone_sha256 = load_backbone_weights(self.backbone, init_backbone, backbone)
         neck_channels = int(neck_channels or spec["neck_channels"])
         head_channels = int(head_channels or neck_channels)
         embed_channels = int(embed_channels or head_channels)
         if spec["neck"] == "hrfpn":
-            self.neck = HRFPN(self.backbone.channels, self.backbone.strides, neck_channels, num_levels=3)
+            levels = 3 if num_levels is None else int(num_levels)
+            self.neck = HRFPN(self.backbone.channels, self.backbone.strides, neck_channels, num_levels=levels)
         else:
-            self.neck = FPN(self.backbone.channels, self.backbone.strides, neck_channels, extra_levels=1)
+            n_in = len(self.backbone.channels)
+            levels = n_in + 1 if num_levels is None else int(num_levels)
+            if levels < n_in:
+                raise ValueError(f"num_levels {levels}: the FPN over {self.backbone_name} has at least "
+                                 f"{n_in} levels (strides {self.backbone.strides})")
+            self.neck = FPN(self.backbone.channels, self.backbone.strides, neck_channels,
+                            extra_levels=levels - n_in)
         self.head = PoseDetHead(neck_channels, self.num_keypoints, feat_channels=head_channels,
                                 embed_channels=embed_channels, gn_groups=gn_groups, refine=refine,
                                 intermediate_supervision=intermediate_supervision,
                                 embedding_save_memory=embedding_save_memory)
         self.strides = list(self.neck.strides)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
         self._signature = {"backbone": backbone, "num_keypoints": self.num_keypoints, "refine": bool(refine),
                            "intermediate_supervision": bool(intermediate_supervision),
                            "neck": spec["neck"], "neck_channels": neck_channels, "head_channels": head_channels,
@@ -95,6 +116,8 @@ class PoseDet(nn.Module):
         if h % d or w % d:
             raise ValueError(f"PoseDet ({self.backbone_name}): input {h}×{w} is not a multiple of the "
                              f"largest stride {d}; pad the image (bottom/right) to a multiple of {d}")
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.neck(self.backbone(images))
         out = self.head(feats)
         out["strides"] = list(self.strides)
