@@ -123,8 +123,7 @@ class Inputs:
         """{seed: value} over the seeds that have the metric (fractions as stored)."""
         runs = self.seeds(dataset, variant)
         if not runs:
-            self.need(f"trained model (any seed) for {mode}/{nms} {name}",
-                      self.rel(self.results / dataset / variant))
+            self.need("trained model (no seed<k>/ folder)", self.rel(self.results / dataset / variant))
         out = {}
         for r in runs:
             v = self.metric(r, set_slug, mode, nms, name)
