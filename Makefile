@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake, snakemake_executor_plugin_slurm; print('install ok: torch', torch.__version__)"
 	touch $@
 
+# Debian's chromium for the headless-browser test of reports/<preset>/index.html (root + apt
+# only; elsewhere that test skips with a message).
 install: $(STAMP)
+	@sh scripts/install_chromium.sh || echo "install_chromium.sh failed: tests/test_browser_report.py will skip"
 
 # The workflow, then Snakemake's own report (rule code, runtimes, job graph) beside index.html.
 SNAKEMAKE = $(VENV)/bin/snakemake --cores $(CORES) --config preset=$(PRESET) $(CONFIG)
