@@ -8,6 +8,8 @@ between config files and no registry: a file lists the values that differ from t
 .. code-block:: yaml
 
     name: ""                         # free text, copied into logs and checkpoints
+    deviations: []                   # documentation only: [{switch, value, paper, why}] — what a
+                                     # recipe changes from the paper and why (the report lists it)
     model:
       backbone: dla34                # dla34 | hrnet_w32 | hrnet_w48 | mobilenetv3_small_050 (the
                                      # test / smoke backbone) | another timm features_only model
@@ -102,7 +104,7 @@ from typing import Any, Literal, Union
 import yaml
 
 __all__ = [
-    "ModelConfig", "LossWeights", "LossConfig", "TrainConfig", "InferConfig", "Config",
+    "ModelConfig", "LossWeights", "LossConfig", "Deviation", "TrainConfig", "InferConfig", "Config",
     "load_config", "config_from_dict", "config_to_dict", "apply_overrides", "parse_override",
     "lr_milestones", "resolve_nms_thr",
 ]
@@ -247,8 +249,18 @@ class InferConfig:
 
 
 @dataclass
+class Deviation:
+    """One documented departure of a recipe from the paper (documentation: the report prints it)."""
+    switch: str = ""
+    value: str = ""
+    paper: str = ""
+    why: str = ""
+
+
+@dataclass
 class Config:
     name: str = ""
+    deviations: list[Deviation] = field(default_factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

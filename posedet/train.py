@@ -379,8 +379,19 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
     step = 0
     resumed_from = None
     prior_train_s = 0.0          # wall time of earlier invocations (resume), for snapshots
+    state = None
     if resume and last_path.exists():
         state = ckpt_io.load_checkpoint(last_path, map_location="cpu")
+        changed = config_changes(state.get("config") or {}, config_to_dict(cfg))
+        if changed:
+            # another experiment in the same folder (e.g. loss.centroid edited): resuming would
+            # "finish" with the old weights; start again instead
+            if main_proc:
+                print(f"posedet train: {last_path} was trained with another config "
+                      f"({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); "
+                      "starting from scratch", file=sys.stderr)
+            state = None
+    if state is not None:
         _check_resume(state, last_path, signature, k)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -394,8 +405,12 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
             print(f"posedet train: {last_path} was a {state.get('total_steps')}-step run; "
                   f"continuing to {total_steps} steps", file=sys.stderr)
         del state
-    elif resume and main_proc:
+    elif resume and main_proc and not last_path.exists():
         print(f"posedet train: no {last_path} yet; starting from scratch", file=sys.stderr)
+    if resumed_from is None and main_proc:
+        # a fresh start: nothing of an earlier run in this folder may look like this run's
+        for old in [final_path, out / "summary.json", *sorted((out / "snapshots").glob("step*.pt"))]:
+            old.unlink(missing_ok=True)
 
     log = JsonlLog(out / LOG_NAME, main_proc, resume_step=resumed_from)
     base = dict(world_size=world, device=str(dev), images=len(dataset), steps_per_epoch=steps_per_epoch,
@@ -564,13 +579,39 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
         if main_proc:
             print(f"posedet train: stopped on the time budget ({tc.max_minutes} min) after step "
                   f"{step} of {total_steps}", file=sys.stderr)
-    save_final(complete=status == "complete")
     if main_proc:
         if status == "complete":
             log.write(event="done", step=step)
         _write_summary(out, status, step, total_steps, steps_per_epoch, world, dev, cfg,
                        run_images, run_time, last_record, t_start)
+    save_final(complete=status == "complete")        # last: final.pt means everything is written
     return 0
+
+
+# Keys a resumed run may change: the run's length and budget, logging and checkpoint cadence,
+# data-loading workers, and everything that only matters at inference.
+RESUMABLE_CHANGES = ("name", "deviations", "train.iterations", "train.epochs", "train.max_minutes",
+                     "train.log_every", "train.ckpt_every", "train.snapshot_every", "train.num_workers",
+                     "infer")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, v in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's config and this run's, leaving out
+    ``RESUMABLE_CHANGES`` (a longer run or another budget may resume; another recipe may not)."""
+    a, b = _flatten(old), _flatten(new)
+    keep = lambda key: not any(key == r or key.startswith(r + ".") for r in RESUMABLE_CHANGES)  # noqa: E731
+    return sorted(key for key in set(a) | set(b) if keep(key) and a.get(key) != b.get(key))
 
 
 def _check_resume(state: dict, path: Path, signature, k: int) -> None:

@@ -154,3 +154,25 @@ def test_pretext_pretraining_writes_a_backbone_posedet_loads(tmp_path):
                               out / "backbone.pt", "resnet10t")
     with pytest.raises(FileNotFoundError, match="posedet pretrain"):
         PoseDet(small_backbone(), 14, init_backbone=str(tmp_path / "missing.pt"))
+
+
+def test_resume_with_another_recipe_starts_from_scratch(synth_crowdpose, tmp_path, capsys):
+    from posedet.train import config_changes, read_log
+
+    run = tmp_path / "run"
+    base = ["train.micro_batches=1", "model.num_levels=3"]
+    assert train_in_process(tiny_train_args(synth_crowdpose, run, *base, "train.iterations=3")) == 0
+    # a longer run of the same recipe resumes ...
+    assert train_in_process(tiny_train_args(synth_crowdpose, run, *base, "train.iterations=4") + ["--resume"]) == 0
+    assert [r["event"] for r in read_log(run / "train_log.jsonl") if "event" in r] == ["start", "done", "resume", "done"]
+    # ... another recipe in the same folder does not: it trains from step 0
+    capsys.readouterr()
+    assert train_in_process(tiny_train_args(synth_crowdpose, run, *base, "train.iterations=4",
+                                            "loss.centroid=box") + ["--resume"]) == 0
+    assert "trained with another config (loss.centroid)" in capsys.readouterr().err
+    events = [r for r in read_log(run / "train_log.jsonl") if "event" in r]
+    assert [e["event"] for e in events] == ["start", "done"]
+    assert torch.load(run / "final.pt", weights_only=True)["config"]["loss"]["centroid"] == "box"
+    assert config_changes({"train": {"iterations": 3, "lr": 1.0}}, {"train": {"iterations": 9, "lr": 1.0}}) == []
+    assert config_changes({"train": {"lr": 1.0}, "infer": {"nms": "oks"}},
+                          {"train": {"lr": 2.0}, "infer": {"nms": "iou"}}) == ["train.lr"]
