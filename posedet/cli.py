@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "curve": ("posedet.curve", "learning curve: evaluate a run's snapshots on a val set"),
     "evaluate": ("posedet.evaluate", "score results with the official COCO / CrowdPose metrics"),
     "upper-bound": ("posedet.upper_bound", "ground-truth upper-bound NMS study (Figure 3)"),
-    "bench": ("posedet.bench", "timing benchmarks (FPS, pose-embedding micro-benchmark)"),
+    "bench": ("posedet.bench", "timing benchmarks (FPS table with peers, embedding, NMS)"),
     "report": ("posedet.report", "compile tables and figures into reports/"),
 }
 

@@ -18,6 +18,9 @@ for spec in "dla34 512 0.2" "hrnet_w32 512 0.2" "hrnet_w48 640 0.2"; do
       --warmup 10 --repeats 50 $amp --out "$OUT/parts/fps_$tag.json" 2>&1 | tail -1
   done
 done
+# Table 1 with every peer and the people-count sweep, CUDA fp32 and AMP (one run each)
+$PY -m posedet bench table --preset-mode full --device cuda --out "$OUT/parts/table_cuda.json" 2>&1 | tail -40
+$PY -m posedet bench table --preset-mode full --device cuda --amp --no-sweep --out "$OUT/parts/table_cuda_amp.json" 2>&1 | tail -25
 $PY - "$OUT" <<'PYEOF'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])

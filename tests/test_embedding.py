@@ -129,10 +129,13 @@ def test_half_input_and_bad_shapes():
 
 
 def test_bench_runs_and_writes_json(tmp_path):
-    from posedet.bench_embedding import check_embedding_cuda, main, run_embedding_bench
+    from posedet.bench.embedding import check_embedding_cuda, main, run_embedding_bench
 
     res = run_embedding_bench(threads=1, size=6, channels=4, k=5, repeats=2, slow_repeats=1)
-    assert set(res["results"]) == {"pose_embedding", "pose_embedding_project_first", "deform_conv2d", "conv3x3"}
+    assert set(res["results"]) == {"pose_embedding", "pose_embedding_v0", "pose_embedding_project_first",
+                                   "deform_conv2d", "conv3x3"}
+    assert set(res["ratio_to_conv3x3"]["pose_embedding"]) == {"forward", "forward_backward"}
+    assert res["manifest"]["loadavg_at_start"] is not None and "loadavg_at_end" in res["manifest"]
     for r in res["results"].values():
         assert r["forward"]["min_ms"] > 0 and r["forward_backward"]["median_ms"] >= r["forward_backward"]["min_ms"]
     assert len(res["results"]["deform_conv2d"]["forward"]["runs_ms"]) == 1
@@ -152,3 +155,25 @@ def test_backward_is_deterministic():
     first = _forward_and_grads(lambda *a: pose_embedding(*a, chunk_bytes=4096), x, off, wt, bias, grad)
     again = _forward_and_grads(lambda *a: pose_embedding(*a, chunk_bytes=4096), x, off, wt, bias, grad)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_backward_twice_with_retained_graph_recomputes_the_samples():
+    """The backward writes dS into the kept samples' buffer; a second backward must recompute them."""
+    x, off, wt, bias, grad = _inputs(5, torch.float64, b=1, c=4, h=5, w=6, o=3, seed=4)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (x, off, wt, bias)]
+    y = pose_embedding(*leaves)
+    first = torch.autograd.grad(y, leaves, grad, retain_graph=True)
+    second = torch.autograd.grad(y, leaves, grad)
+    ref = _forward_and_grads(pose_embedding_reference, x, off, wt, bias, grad)[1:]
+    for a, b, r in zip(first, second, ref):
+        assert torch.equal(a, b) and _rel(a, r) < 1e-10
+
+
+def test_before_after_paths_agree():
+    from posedet.bench.baselines import pose_embedding_v0
+
+    x, off, wt, bias, grad = _inputs(17, torch.float64, b=1, c=8, h=7, w=6, o=5, seed=6)
+    assert _rel(pose_embedding(x, off, wt, bias), pose_embedding_v0(x, off, wt, bias)) < 1e-12
+    with torch.no_grad():                                     # the blocked inference path
+        assert _rel(pose_embedding(x, off, wt, bias, chunk_bytes=3 * 17 * 8 * 8),
+                    pose_embedding_reference(x, off, wt, bias)) < 1e-12

@@ -52,3 +52,78 @@ def test_pose_oks_nms_matches_loop_on_random_clusters():
             keep = pose_oks_nms(kp, scores, thr, COCO17.sigmas).tolist()
             assert keep == _ref_nms(kp.tolist(), scores.tolist(), thr, COCO17.sigmas, 32 ** 2), (trial, thr)
     assert pose_oks_nms(kp, scores, 1.0, COCO17.sigmas).numel() == 15
+
+
+# ------------------------------------------------------------------ fast paths vs the reference loop
+
+from posedet.oks_nms import greedy_nms  # noqa: E402
+
+
+def _reference_greedy(overlap, scores, thr):
+    """The original per-candidate loop (the oracle of the fast passes)."""
+    n = scores.numel()
+    if n == 0:
+        return []
+    order = torch.sort(scores, descending=True, stable=True).indices
+    ov = (overlap[order][:, order] > thr).cpu()
+    alive = torch.ones(n, dtype=torch.bool)
+    keep = []
+    for i in range(n):
+        if alive[i]:
+            keep.append(i)
+            alive &= ~ov[i]
+            alive[i] = False
+    return order[torch.as_tensor(keep, dtype=torch.long)].tolist()
+
+
+def _crowd(g, n, people, spread=30.0, jitter=6.0):
+    centres = torch.rand(people, 1, 2, generator=g) * 400
+    base = centres + torch.randn(people, 17, 2, generator=g) * spread
+    who = torch.randint(0, people, (n,), generator=g)
+    kp = base[who] + torch.randn(n, 17, 2, generator=g) * jitter
+    if n >= 4:
+        kp[1] = kp[0]                                   # exact duplicate: OKS exactly 1
+        kp[3] = kp[2, :1]                               # all points equal: zero-area box (min_area)
+    return kp
+
+
+def test_greedy_nms_fast_pass_equals_reference_loop():
+    g = torch.Generator().manual_seed(11)
+    for trial in range(60):
+        n = int(torch.randint(0, 120, (1,), generator=g))
+        ov = torch.rand(n, n, generator=g)
+        if n:
+            ov[torch.rand(n, n, generator=g) < 0.3] = 0.5  # many values exactly at a threshold
+        scores = torch.randint(0, 5, (n,), generator=g).float()  # ties
+        for thr in (0.0, 0.3, 0.5, 0.9, 1.0):
+            assert greedy_nms(ov, scores, thr).tolist() == _reference_greedy(ov, scores, thr), (trial, thr)
+
+
+def test_pose_oks_nms_lazy_equals_reference_loop_over_the_matrix():
+    g = torch.Generator().manual_seed(12)
+    suppressed = 0
+    for trial in range(40):
+        n = int(torch.randint(1, 160, (1,), generator=g))
+        people = int(torch.randint(1, 12, (1,), generator=g))
+        kp = _crowd(g, n, people)
+        if trial % 2:
+            scores = torch.randint(0, 3, (n,), generator=g).float()     # many ties
+        else:
+            scores = torch.rand(n, generator=g)
+        m = pose_oks_matrix(kp, COCO17.sigmas)
+        for thr in (0.0, 0.2, 0.3, 0.7, 1.0):
+            want = _reference_greedy(m, scores, thr)
+            got = pose_oks_nms(kp, scores, thr, COCO17.sigmas).tolist()
+            assert got == want, (trial, thr)
+            suppressed += len(want) < n
+    assert suppressed > 50
+
+
+def test_pose_oks_matrix_is_exactly_symmetric_and_far_poses_have_oks_zero():
+    g = torch.Generator().manual_seed(13)
+    kp = _crowd(g, 30, 4)
+    m = pose_oks_matrix(kp, COCO17.sigmas)
+    assert torch.equal(m, m.T) and float(m.max()) <= 1.0
+    far = torch.cat([kp[:1], kp[:1] + 10_000])
+    assert pose_oks_matrix(far, COCO17.sigmas)[0, 1].item() == 0.0
+    assert pose_oks_nms(far, torch.tensor([0.9, 0.8]), 0.0, COCO17.sigmas).tolist() == [0, 1]

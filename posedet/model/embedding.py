@@ -61,12 +61,12 @@ __all__ = ["PoseEmbedding", "pose_embedding", "pose_embedding_reference", "defor
 
 ORDERS = ("sample_first", "project_first")
 
-# Locations handled at once by the sample-first path, as bytes of their [rows·K, C] sample buffer.
-# CPU: 16 MiB blocks stay in the last-level cache between the sampling and the GEMM and avoid
-# page-faulting a fresh B·H·W·K·C buffer on every call. Swept at 1×256×64×64, K = 17, 2 threads
-# (Xeon): 1/2/4/8/16/32 MiB → forward 55/51/45/45/44/46 ms, forward+backward 233/181/163/159/150/158
-# ms. CUDA: one block unless huge.
-CHUNK_BYTES = {"cpu": 16 << 20, "cuda": 1 << 30}
+# Locations handled at once by the sample-first path without gradients (inference), as bytes of
+# their [rows·K, C] sample buffer: a block stays in cache between the sampling and its GEMM.
+# Swept at 1×256×64×64, K = 17, 1 thread (2-core Xeon, loaded): 64/256/1024 locations
+# (1.1/4.4/17.8 MiB) → 3.5/2.9/3.1× a 3×3 conv. With gradients S is built whole (see
+# _SampleProject). CUDA: one block unless huge.
+CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 1 << 30}
 
 
 def bilinear_corners(offsets: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,35 +77,41 @@ def bilinear_corners(offsets: torch.Tensor, height: int, width: int) -> tuple[to
     channels-last, [B·(H+2)·(W+2), C] (:func:`padded_table`). A corner outside the map is
     clamped onto that zero border, so it reads 0 and gets a zero gradient: exactly the zero
     padding of ``deform_conv2d``, without a validity mask.
-    Returns ``index`` [B, H, W, K, 4] (int64) and ``weight`` [B, H, W, K, 4] (differentiable
-    in ``offsets``). Corner order: (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1).
+    Returns ``index`` [B, H, W, K, 4] (int32 while the table has < 2³¹ rows, else int64) and
+    ``weight`` [B, H, W, K, 4] (differentiable in ``offsets``). Corner order: (y0, x0),
+    (y0, x0+1), (y0+1, x0), (y0+1, x0+1). A handful of elementwise ops on [B, H·W, K] planes
+    (the earlier int64 version built 5-D broadcast grids and cost 0.25× a 3×3 conv; this 0.05×).
     """
     b, c2, h, w = offsets.shape
     if (h, w) != (height, width) or c2 % 2:
         raise ValueError(f"offsets must be [B, 2K, {height}, {width}], got {tuple(offsets.shape)}")
     k = c2 // 2
     dev, dt = offsets.device, offsets.dtype
-    o = offsets.reshape(b, k, 2, h, w).permute(0, 3, 4, 1, 2).contiguous()   # [B, H, W, K, (dy, dx)]
-    grid = torch.stack(torch.meshgrid(torch.arange(h, device=dev, dtype=dt),
-                                      torch.arange(w, device=dev, dtype=dt), indexing="ij"), dim=-1)
-    pos = o + grid[:, :, None, :]                                            # (y, x) feature pixels
-    p0 = torch.floor(pos.detach())
-    frac = pos - p0                                                          # gradient flows here
-    # corner coordinates y0, y0 + 1 (x0, x0 + 1) in the padded map (+1 for the border), clamped
-    # onto the zero border; arange on the device, not a Python list (no host→device copy / sync)
-    near = p0.long().unsqueeze(-1) + torch.arange(1, 3, device=dev)         # [..., (y, x), 2]
-    ys = near[..., 0, :].clamp_(0, h + 1)
-    xs = near[..., 1, :].clamp_(0, w + 1)
-    rows = ys * (w + 2) + (torch.arange(b, device=dev) * ((h + 2) * (w + 2))).view(b, 1, 1, 1, 1)
-    index = (rows.unsqueeze(-1) + xs.unsqueeze(-2)).reshape(b, h, w, k, 4)
-    lin = torch.stack([1 - frac, frac], dim=-1)                              # [..., (y, x), (lo, hi)]
-    weight = (lin[..., 0, :, None] * lin[..., 1, None, :]).reshape(b, h, w, k, 4)
+    itype = torch.int32 if b * (h + 2) * (w + 2) * max(k, 1) < 2 ** 31 else torch.int64
+    o = offsets.reshape(b, k, 2, h * w)
+    ys = torch.arange(h, device=dev, dtype=dt).repeat_interleave(w)          # location (i, j) → row i·W + j
+    xs = torch.arange(w, device=dev, dtype=dt).repeat(h)
+    py = (o[:, :, 0] + ys).transpose(1, 2)                                    # [B, HW, K] feature pixels
+    px = (o[:, :, 1] + xs).transpose(1, 2)
+    fy, fx = torch.floor(py.detach()), torch.floor(px.detach())
+    ay, ax = py - fy, px - fx                                                 # gradient flows here
+    # corner coordinates in the padded map (+1 for the border), clamped onto the zero border
+    y0 = (fy + 1).clamp_(0, h + 1).to(itype)
+    y1 = (fy + 2).clamp_(0, h + 1).to(itype)
+    x0 = (fx + 1).clamp_(0, w + 1).to(itype)
+    x1 = (fx + 2).clamp_(0, w + 1).to(itype)
+    base = (torch.arange(b, device=dev, dtype=itype) * ((h + 2) * (w + 2))).view(b, 1, 1)
+    r0, r1 = y0 * (w + 2) + base, y1 * (w + 2) + base
+    index = torch.stack([r0 + x0, r0 + x1, r1 + x0, r1 + x1], dim=-1).view(b, h, w, k, 4)
+    by, bx = 1 - ay, 1 - ax
+    weight = torch.stack([by * bx, by * ax, ay * bx, ay * ax], dim=-1).view(b, h, w, k, 4)
     return index, weight
 
 
 def padded_table(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] → [B·(H+2)·(W+2), C]: zero border of one pixel, channels-last, contiguous
-    (``embedding_bag``'s vectorised path needs contiguous rows)."""
+    (``embedding_bag``'s vectorised path needs contiguous rows; for B = 1 the reshape alone
+    would be a strided view and sample 5× slower)."""
     b, c = features.shape[:2]
     return F.pad(features, (1, 1, 1, 1)).permute(0, 2, 3, 1).reshape(-1, c).contiguous()
 
@@ -116,7 +122,7 @@ def _transposed_bag(grad_rows: torch.Tensor, index: torch.Tensor, weight: torch.
     with one stable argsort (int32 keys take the fast radix path), then summed by one
     ``embedding_bag``: no atomics, no serial scatter, deterministic."""
     flat = index.reshape(-1)
-    key = flat.to(torch.int32) if n < 2 ** 31 else flat
+    key = flat.to(torch.int32) if n < 2 ** 31 else flat.long()
     keys, order = torch.sort(key, stable=True)
     # bag q = positions [offsets[q], offsets[q+1]) of the sorted keys (searchsorted, unlike
     # bincount, needs no device→host sync on CUDA)
@@ -157,61 +163,88 @@ class _WeightedRowSum(torch.autograd.Function):
         return d_table, None, d_weight
 
 
+def _sample(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """[R, 4] corner rows and weights → [R, C] bilinear samples (one ``embedding_bag``)."""
+    return F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
+
+
 class _SampleProject(torch.autograd.Function):
-    """Sample-first pose embedding of P locations, in blocks of ``chunk`` locations:
+    """Sample-first pose embedding of P locations: S = bilinear samples [P·K, C] (one
+    embedding_bag), out = S.view(P, K·C) @ Wᵀ + b (one GEMM with the long K·C reduction).
 
-        S = bilinear samples [chunk·K, C] (one embedding_bag),  out[block] = S.view(chunk, K·C) @ Wᵀ + b.
-
-    Backward per block: dW += g_blockᵀ S,  dS = g_block W,  d table += adjoint sampling of dS,
-    d weights = row dots of dS with the corner rows. ``save_memory`` recomputes S in the
-    backward instead of keeping it (P·K·C values per embedding)."""
+    Without gradients (inference) the P locations go in blocks of ``chunk`` so S stays in cache.
+    With gradients, S is built whole and kept (``save_memory``: blocks, S recomputed in the
+    backward). Backward: dW = gᵀ S, then dS = g W is written *into S's buffer* (no second
+    P·K·C allocation: fresh big buffers page-fault on every call, ~0.12 ms/MB here), then the
+    feature gradient (adjoint sampling: one sort + one embedding_bag) and the corner-weight
+    gradient (row dots) each in one call over all rows. Blocks (``save_memory``) do the same per
+    block."""
 
     @staticmethod
     def forward(ctx, table, index, weight, wmat, bias, k, chunk, save_memory):
         p = index.shape[0]
         c = table.shape[1]
+        grad_mode = any(ctx.needs_input_grad[:5])
+        keep = grad_mode and ctx.needs_input_grad[3] and not save_memory     # only dW needs S
+        if keep:
+            chunk = p
         out = torch.empty(p, wmat.shape[0], dtype=table.dtype, device=table.device)
-        keep = ctx.needs_input_grad[3] and not save_memory          # only dW needs the samples
-        saved = []
+        wt_t = wmat.t()
+        sampled = None
         for s in range(0, p, chunk):
             e = min(p, s + chunk)
-            sampled = F.embedding_bag(index[s:e].view(-1, 4), table, per_sample_weights=weight[s:e].view(-1, 4),
-                                      mode="sum").view(e - s, k * c)
+            sampled = _sample(table, index[s:e].view(-1, 4), weight[s:e].view(-1, 4)).view(e - s, k * c)
             if bias is None:
-                torch.mm(sampled, wmat.t(), out=out[s:e])
+                torch.mm(sampled, wt_t, out=out[s:e])
             else:
-                torch.addmm(bias, sampled, wmat.t(), out=out[s:e])
-            if keep:
-                saved.append(sampled)
-        ctx.save_for_backward(table, index, weight, wmat, *saved)
-        ctx.k, ctx.chunk, ctx.has_bias, ctx.kept = k, chunk, bias is not None, keep
+                torch.addmm(bias, sampled, wt_t, out=out[s:e])
+        ctx.save_for_backward(table, index, weight, wmat)
+        # S is held as a plain attribute, not a saved tensor: the backward overwrites it with dS
+        # (autograd's version check would refuse that) and drops it; a second backward
+        # (retain_graph) finds None and recomputes S.
+        ctx.sampled = sampled if keep else None
+        ctx.k, ctx.chunk, ctx.has_bias = k, (p if keep else chunk), bias is not None
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        table, index, weight, wmat, *saved = ctx.saved_tensors
+        table, index, weight, wmat = ctx.saved_tensors
         k, chunk = ctx.k, ctx.chunk
+        kept, ctx.sampled = ctx.sampled, None
         grad = grad.contiguous()
         p = index.shape[0]
         n, c = table.shape
         need_table, _, need_weight, need_wmat, need_bias = ctx.needs_input_grad[:5]
-        d_table = torch.zeros_like(table) if need_table else None
-        d_weight = torch.empty_like(weight) if need_weight else None
-        d_wmat = torch.zeros_like(wmat) if need_wmat else None
-        for i, s in enumerate(range(0, p, chunk)):
+        d_table = d_weight = d_wmat = None
+        if need_weight:
+            d_weight = torch.empty_like(weight)
+        if need_wmat:
+            d_wmat = torch.zeros_like(wmat)
+        blocks = list(range(0, p, chunk))
+        for s in blocks:
             e = min(p, s + chunk)
             g = grad[s:e]
             idx, wts = index[s:e].view(-1, 4), weight[s:e].view(-1, 4)
+            buf = None
             if need_wmat:
-                sampled = saved[i] if ctx.kept else F.embedding_bag(idx, table, per_sample_weights=wts,
-                                                                 mode="sum").view(e - s, k * c)
-                d_wmat.addmm_(g.t(), sampled)
+                if kept is not None:
+                    buf = kept
+                else:
+                    buf = _sample(table, idx, wts).view(e - s, k * c)
+                d_wmat.addmm_(g.t(), buf)
             if need_table or need_weight:
-                d_sampled = torch.mm(g, wmat).view(-1, c)                     # [(e−s)·K, C]
+                if buf is None:
+                    d_sampled = torch.mm(g, wmat)
+                else:                                   # reuse S's buffer for dS (S is no longer needed)
+                    d_sampled = torch.mm(g, wmat, out=buf)
+                d_sampled = d_sampled.view(-1, c)       # [(e−s)·K, C]
                 if need_table:
-                    d_table += _transposed_bag(d_sampled, idx, wts, n)
+                    part = _transposed_bag(d_sampled, idx, wts, n)
+                    d_table = part if d_table is None else d_table.add_(part)
                 if need_weight:
                     d_weight[s:e] = _row_dots(d_sampled, table, idx).view(e - s, -1)
+        if need_table and d_table is None:
+            d_table = torch.zeros_like(table)
         d_bias = grad.sum(0) if ctx.has_bias and need_bias else None
         return d_table, None, d_weight, d_wmat, d_bias, None, None, None
 

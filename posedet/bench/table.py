@@ -1,0 +1,273 @@
+"""``posedet bench table``: Table 1's FPS column with every peer, and the people-count sweep, in
+one run on the same synthetic images (see the package docstring for the JSON keys).
+
+Rows (each on the same ``table_people``-person image, resized to the row's short side, long side
+≤ ``max_size``):
+
+* PoseDet DLA-34 at 512, HRNet-W32 at 512, HRNet-W48 at 640 (Table 1's three), and each one's
+  backbone + neck alone (the floor of the head's overhead);
+* the HigherHRNet-style peer on HRNet-W32 at 512 and HRNet-W48 at 640 (the same timm backbones);
+* Keypoint R-CNN R50-FPN and YOLO11n/s-pose at every short side of the table (512, 640);
+* each bare backbone (dla34, hrnet_w32, hrnet_w48 and Keypoint R-CNN's R50-FPN).
+
+Sweep: PoseDet DLA-34, the HigherHRNet-style W32, Keypoint R-CNN and YOLO11n-pose at the sweep's
+short side, on images with 1 … 30 people (fixed size), network figure only.
+
+Ratios: PoseDet ÷ HigherHRNet-style at the same backbone and input (FPS ratio = peer ms ÷
+PoseDet ms) and PoseDet ÷ Keypoint R-CNN at the same input.
+
+``quick`` mode: a 160×120 image at short side 128 for every row (max 192), the first call as the
+warm-up, 1–2 timed calls, sweep at 1 and 10 people: the same code paths in about a minute on
+one loaded core (the smoke preset and CI); its numbers are not for reading.
+``full``: 640×480 images, the paper's sizes, ≤ 10 timed calls per row capped at ~``budget_s``
+seconds of timing per row, sweep at 1, 5, 10, 20, 30 people.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from posedet.bench.protocol import finish_manifest, manifest, threads, write_json
+
+MODES = {
+    "quick": {"image_size": (160, 120), "sizes": {"dla34": 128, "hrnet_w32": 128, "hrnet_w48": 128},
+              "max_size": 192, "warmup": 0, "repeats": 2, "budget_s": 1.0, "table_people": 5,
+              "sweep_people": [1, 10], "sweep_short": 128, "sweep_repeats": 1, "yolo_scales": ["n"]},
+    "full": {"image_size": (640, 480), "sizes": {"dla34": 512, "hrnet_w32": 512, "hrnet_w48": 640},
+             "max_size": 1000, "warmup": 2, "repeats": 10, "budget_s": 12.0, "table_people": 10,
+             "sweep_people": [1, 5, 10, 20, 30], "sweep_short": 512, "sweep_repeats": 5,
+             "yolo_scales": ["n", "s"]},
+}
+PAPER_FPS = {("PoseDet", "dla34"): 42, ("PoseDet", "hrnet_w32"): 18, ("PoseDet", "hrnet_w48"): 10,
+             ("HigherHRNet-style", "hrnet_w48"): 4}
+
+
+def find_checkpoint(checkpoint_dir: str | None, backbone: str, explicit: dict[str, str]) -> str | None:
+    """``--checkpoint BACKBONE=PATH`` first, else ``DIR/<backbone>/seed0/train/final.pt``."""
+    if backbone in explicit:
+        return explicit[backbone]
+    if checkpoint_dir:
+        for cand in (Path(checkpoint_dir) / backbone / "seed0" / "train" / "final.pt",
+                     Path(checkpoint_dir) / backbone / "train" / "final.pt"):
+            if cand.is_file():
+                return str(cand)
+    return None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_threads: int | None = None,
+              checkpoint_dir: str | None = None, checkpoints: dict[str, str] | None = None,
+              pose_source: str | None = None, peers: bool = True, sweep: bool = True,
+              methods: list[str] | None = None, overrides: dict | None = None) -> dict:
+    from posedet.bench import runners as R
+    from posedet.bench.fps import time_runner
+    from posedet.bench.scenes import default_pose_source, load_prior, make_scene
+
+    cfg = dict(MODES[mode], **(overrides or {}))          # overrides: tests (tiny sizes, backbones)
+    checkpoints = checkpoints or {}
+    dev = str(device)
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("posedet bench table: --device cuda but CUDA is not available")
+    nthreads = num_threads or os.cpu_count()
+    want = (lambda name: methods is None or name in methods)
+    t_start = time.perf_counter()
+    with threads(nthreads):
+        src = pose_source or default_pose_source()
+        prior = load_prior(src)
+        scene = make_scene(cfg["table_people"], cfg["image_size"], prior=prior, pose_source=src)
+        m = manifest(dev, nthreads, mode=mode)
+        rows, sweep_rows, skipped, weights = [], [], [], {}
+        quick = mode == "quick"
+        kw = dict(warmup=cfg["warmup"], repeats=cfg["repeats"], budget_s=cfg["budget_s"],
+                  min_repeats=1 if quick else 3, e2e_repeats=1 if quick else None,
+                  forward_repeats=1 if quick else None)
+
+        def add(make, label):
+            try:
+                r = make()
+            except Exception as e:                         # a peer that cannot be built here
+                skipped.append({"method": label, "reason": f"{type(e).__name__}: {e}"})
+                _log(f"  skip {label}: {e}")
+                return None
+            row = time_runner(r, scene, **kw)
+            rows.append(row)
+            _log(f"  {row['method']:22s} {row['backbone']:13s} {str(row['input_size']):11s} network "
+                 f"{row['network_ms']:9.1f} ms  e2e {row['end_to_end_ms']:9.1f} ms  {row['candidates']}")
+            return r
+
+        short_sides = sorted(set(cfg["sizes"].values()))
+        for bb, short in cfg["sizes"].items():
+            if want("PoseDet"):
+                ck = find_checkpoint(checkpoint_dir, bb, checkpoints)
+                weights[bb] = ck
+                pd = add(lambda: R.PoseDetRunner(bb, short, cfg["max_size"], dev, amp, ck), f"PoseDet {bb}")
+                if pd is not None:
+                    add(lambda: R.NeckRunner(pd), f"PoseDet backbone+neck {bb}")
+            if peers and want("HigherHRNet-style") and bb.startswith("hrnet"):
+                add(lambda: R.HigherHRNetRunner(bb, short, cfg["max_size"], dev, amp), f"HigherHRNet-style {bb}")
+            if want("backbone"):
+                add(lambda: R.BackboneRunner(bb, short, cfg["max_size"], dev, amp), f"backbone {bb}")
+        if peers:
+            from posedet.peers import yolo_pose
+
+            yolo_ok = yolo_pose.available()
+            if not yolo_ok:
+                skipped.append({"method": "YOLO11-pose", "reason": yolo_pose.unavailable_reason()})
+                _log(f"  skip YOLO11-pose: {yolo_pose.unavailable_reason()}")
+            for short in short_sides:
+                if want("Keypoint R-CNN"):
+                    kr = add(lambda: R.KeypointRCNNRunner(short, cfg["max_size"], dev, amp), f"Keypoint R-CNN {short}")
+                    if kr is not None and want("backbone"):
+                        add(lambda: R.BackboneRunner("resnet50_fpn", short, cfg["max_size"], dev, amp, krcnn=kr),
+                            f"backbone resnet50_fpn {short}")
+                if yolo_ok and want("YOLO-pose"):
+                    for s in cfg["yolo_scales"]:
+                        add(lambda: R.YoloPoseRunner(s, short, cfg["max_size"], dev, amp), f"YOLO11{s}-pose {short}")
+        if sweep:
+            short = cfg["sweep_short"]
+            makers = []
+            sweep_bb = cfg.get("sweep_backbone", "dla34")
+            sweep_hh = cfg.get("sweep_hrnet", "hrnet_w32")
+            if want("PoseDet"):
+                ck = find_checkpoint(checkpoint_dir, sweep_bb, checkpoints)
+                makers.append((f"PoseDet {sweep_bb}",
+                               lambda: R.PoseDetRunner(sweep_bb, short, cfg["max_size"], dev, amp, ck)))
+            if peers:
+                if want("HigherHRNet-style"):
+                    makers.append((f"HigherHRNet-style {sweep_hh}",
+                                   lambda: R.HigherHRNetRunner(sweep_hh, short, cfg["max_size"], dev, amp)))
+                if want("Keypoint R-CNN"):
+                    makers.append(("Keypoint R-CNN", lambda: R.KeypointRCNNRunner(short, cfg["max_size"], dev, amp)))
+                if want("YOLO-pose") and yolo_ok:
+                    makers.append(("YOLO11n-pose", lambda: R.YoloPoseRunner("n", short, cfg["max_size"], dev, amp)))
+            scenes = [make_scene(n, cfg["image_size"], prior=prior, pose_source=src) for n in cfg["sweep_people"]]
+            for label, make in makers:
+                try:
+                    r = make()
+                except Exception as e:
+                    skipped.append({"method": f"sweep {label}", "reason": f"{type(e).__name__}: {e}"})
+                    continue
+                for sc in scenes:
+                    row = time_runner(r, sc, warmup=0 if quick else 1, repeats=cfg["sweep_repeats"], e2e_repeats=1,
+                                      forward_repeats=1, flops=False,
+                                      budget_s=cfg["budget_s"] / 2, min_repeats=1 if mode == "quick" else 3)
+                    sweep_rows.append({k: row[k] for k in ("method", "backbone", "short_side", "input_size",
+                                                           "device", "dtype", "people", "network_ms", "spread",
+                                                           "forward_ms", "post_ms", "candidates", "weights")})
+                    _log(f"  sweep {label:28s} people {sc.people:3d}: {row['network_ms']:9.1f} ms "
+                         f"(post {row['post_ms']:7.1f} ms) {row['candidates']}")
+        m.update(image_size=list(cfg["image_size"]), short_sides=cfg["sizes"],
+                     max_size=cfg["max_size"], table_people=cfg["table_people"], sweep_people=cfg["sweep_people"],
+                     sweep_short_side=cfg["sweep_short"], amp=amp, batch=1, pose_source=scene.pose_source,
+                     checkpoints=weights,
+                     timed={"network": "forward + decode + NMS / the peer's grouping or RoI heads, on the "
+                                       "prepared input tensor",
+                            "end_to_end": "JPEG file read + decode + resize + normalise (+ pad) + network",
+                            "forward": "the network's forward alone", "post": "network − forward"},
+                     weights_note="random weights unless a row's 'weights' names a checkpoint; the speed of a "
+                                  "forward does not depend on them; candidate-dependent stages get the "
+                                  "candidates described in each row's 'candidates.mode'")
+    out = {"manifest": finish_manifest(m), "rows": rows, "sweep": sweep_rows, "skipped": skipped,
+           "ratios": ratios(rows), "paper_fps": [{"method": a, "backbone": b, "fps": v} for (a, b), v in PAPER_FPS.items()]}
+    out["manifest"]["wall_s"] = time.perf_counter() - t_start
+    return out
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """PoseDet ÷ HigherHRNet-style (same backbone and input) and PoseDet ÷ Keypoint R-CNN (same
+    input), as FPS ratios (= the peer's ms ÷ PoseDet's ms), network and end-to-end; and each
+    PoseDet network ÷ its backbone + neck."""
+    pd = {(r["backbone"], r["short_side"]): r for r in rows if r["method"] == "PoseDet"}
+    out = []
+    for r in rows:
+        if r["method"] == "HigherHRNet-style" and (r["backbone"], r["short_side"]) in pd:
+            p = pd[(r["backbone"], r["short_side"])]
+            out.append({"what": "PoseDet / HigherHRNet-style FPS", "backbone": r["backbone"],
+                        "short_side": r["short_side"], "network": r["network_ms"] / p["network_ms"],
+                        "end_to_end": r["end_to_end_ms"] / p["end_to_end_ms"]})
+        if r["method"] == "Keypoint R-CNN":
+            for (bb, s), p in pd.items():
+                if s == r["short_side"]:
+                    out.append({"what": "PoseDet / Keypoint R-CNN FPS", "backbone": bb, "peer_backbone": r["backbone"],
+                                "short_side": s, "network": r["network_ms"] / p["network_ms"],
+                                "end_to_end": r["end_to_end_ms"] / p["end_to_end_ms"]})
+        if r["method"] == "PoseDet backbone+neck" and (r["backbone"], r["short_side"]) in pd:
+            p = pd[(r["backbone"], r["short_side"])]
+            out.append({"what": "PoseDet network / its backbone+neck", "backbone": r["backbone"],
+                        "short_side": r["short_side"], "network": p["network_ms"] / r["network_ms"]})
+    return out
+
+
+def format_table(res: dict) -> str:
+    head = (f"{'method':22s} {'backbone':13s} {'short':>5s} {'input':>10s} {'dev':>4s} {'dtype':>5s} "
+            f"{'net ms':>9s} {'p10-p90':>15s} {'e2e ms':>9s} {'FPS':>7s} {'GFLOPs':>8s} {'GFLOP/s':>8s}  candidates")
+    lines = [head, "-" * len(head)]
+    for r in res["rows"]:
+        sp = r["spread"]
+        cand = {k: v for k, v in r["candidates"].items() if k != "mode"}
+        lines.append(f"{r['method']:22s} {r['backbone']:13s} {r['short_side']:5d} "
+                     f"{'x'.join(map(str, r['input_size'] or [])):>10s} {r['device'][:4]:>4s} {r['dtype'][:5]:>5s} "
+                     f"{r['network_ms']:9.1f} {sp['p10_ms']:7.1f}-{sp['p90_ms']:<7.1f} {r['end_to_end_ms']:9.1f} "
+                     f"{r['fps']:7.2f} {(r['gflops'] or 0):8.1f} {(r['achieved_gflops_per_s'] or 0):8.1f}  {cand}")
+    if res.get("sweep"):
+        lines.append("")
+        lines.append("people-count sweep (network ms):")
+        methods = sorted({(r["method"], r["backbone"]) for r in res["sweep"]}, key=str)
+        people = sorted({r["people"] for r in res["sweep"]})
+        lines.append(f"{'method':40s} " + " ".join(f"{p:>9d}" for p in people))
+        for mth in methods:
+            vals = {r["people"]: r["network_ms"] for r in res["sweep"] if (r["method"], r["backbone"]) == mth}
+            lines.append(f"{mth[0] + ' ' + mth[1]:40s} " + " ".join(f"{vals.get(p, float('nan')):9.1f}" for p in people))
+    if res.get("ratios"):
+        lines.append("")
+        for q in res["ratios"]:
+            e2e = f", end-to-end {q['end_to_end']:.2f}" if "end_to_end" in q else ""
+            lines.append(f"{q['what']} ({q['backbone']} @ {q['short_side']}): network {q['network']:.2f}{e2e}")
+    for s in res.get("skipped", []):
+        lines.append(f"skipped {s['method']}: {s['reason']}")
+    m = res["manifest"]
+    lines.append(f"[{m['mode']}] {m['cpu']} / {m['gpu']}, {m['threads']} threads, torch {m['torch']}, load "
+                 f"{m['loadavg_at_start']} -> {m.get('loadavg_at_end')}, {m.get('wall_s', 0):.0f} s")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset-mode", choices=sorted(MODES), default="full",
+                   help="quick: tiny input, few repeats (< 1 min; smoke preset, CI); full: the paper's sizes")
+    p.add_argument("--out", required=True, help="results/<preset>/bench/table.json")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="trained PoseDet checkpoints: DIR/<backbone>/seed0/train/final.pt "
+                        "(e.g. results/synthetic/synth_coco)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="BACKBONE=PATH",
+                   help="a trained checkpoint for one backbone (repeatable)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="fp16 autocast (CUDA)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--pose-source", default=None, help="pose prior for the synthetic images")
+    p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--methods", nargs="*", default=None,
+                   help="only these: PoseDet, HigherHRNet-style, 'Keypoint R-CNN', YOLO-pose, backbone")
+
+
+def main(args) -> int:
+    explicit = {}
+    for spec in args.checkpoint:
+        bb, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"posedet bench table: --checkpoint takes BACKBONE=PATH, got {spec!r}")
+        explicit[bb] = path
+    res = run_table(args.preset_mode, args.device, args.amp, args.threads, args.checkpoint_dir, explicit,
+                    args.pose_source, peers=not args.no_peers, sweep=not args.no_sweep, methods=args.methods)
+    write_json(res, args.out)
+    print(format_table(res))
+    print(f"wrote {args.out}")
+    return 0
