@@ -35,6 +35,10 @@ between config files and no registry: a file lists the values that differ from t
       weights: {coarse: 0.1, refine: 0.2, cls: 1.0, heatmap: 0.1}
       pos_num: 1                     # coarse positives per person: the pos_num grid points nearest
                                      # the centre on its level (authors: PointAssigner pos_num=1)
+      refine_pos_thr: 0.7            # OKS assigners of the authors' code (training OKS of the
+      refine_low_quality_thr: 0.52   # detached coarse pose): refine positives, each GT's best
+      cls_pos_thr: 0.6               # candidate (null: off), classification positives and
+      cls_neg_thr: 0.5               # negatives (the band between is ignored)
     train:
       input_size: 512                # square training crop, pixels
       batch_size: 48                 # GLOBAL batch: all processes together (paper 8 GPUs × 6)
@@ -154,10 +158,19 @@ class LossConfig:
     heatmap_loss: Literal["focal", "l2"] = "focal"
     weights: LossWeights = field(default_factory=LossWeights)
     pos_num: int = 1
+    refine_pos_thr: float = 0.7
+    refine_low_quality_thr: Union[float, None] = 0.52
+    cls_pos_thr: float = 0.6
+    cls_neg_thr: float = 0.5
 
     def check(self, where: str) -> None:
         self.weights.check(f"{where}.weights")
         _positive(self, where, "pos_num")
+        if not 0.0 <= self.cls_neg_thr <= self.cls_pos_thr <= 1.0:
+            raise ValueError(f"{where}: need 0 ≤ cls_neg_thr ≤ cls_pos_thr ≤ 1, got "
+                             f"{self.cls_neg_thr}, {self.cls_pos_thr}")
+        if not 0.0 < self.refine_pos_thr <= 1.0:
+            raise ValueError(f"{where}.refine_pos_thr: must be in (0, 1], got {self.refine_pos_thr}")
 
 
 @dataclass

@@ -315,3 +315,49 @@ def trained_models(preset: dict, variants: dict | None = None) -> list[tuple[str
     if lc:
         models.add((lc["dataset"], lc["variant"], int(lc["seed"])))
     return sorted(models)
+
+
+# --------------------------------------------------------------------------------------------
+# Harness-made pretrained start (``posedet pretrain``): the preset's ``pretrain:`` block
+# --------------------------------------------------------------------------------------------
+#
+#   pretrain:
+#     backbones: [mobilenetv3_small_050, ...]   # these backbones start from a pretext backbone
+#     layout: crowdpose                          # the pretext split: its own generator seed
+#     num_images: 2000
+#     size: 256
+#     seed: 7
+#     iterations: 600
+#     batch_size: 16
+#
+# A model whose backbone is listed trains with ``model.init_backbone=<results>/pretrain/<bb>/backbone.pt``
+# (the same file for every variant).
+
+PRETRAIN_KEYS = ("layout", "num_images", "size", "seed", "iterations", "batch_size", "lr")
+
+
+def pretrain_spec(preset: dict) -> dict | None:
+    spec = preset.get("pretrain")
+    if not spec:
+        return None
+    if not isinstance(spec.get("backbones"), list):
+        raise PresetError(f"{preset['_file']}: pretrain.backbones must be a list of backbone names")
+    split_seeds = {int(d["seed"]) for d in preset["datasets"].values() if d.get("kind") == "synthetic"}
+    if "seed" in spec and int(spec["seed"]) in split_seeds:
+        raise PresetError(f"{preset['_file']}: pretrain.seed {spec['seed']} is a data set's seed; the "
+                          "pretext split must be separate")
+    return spec
+
+
+def model_backbone(recipe: str, overrides: list[str]) -> str:
+    """The backbone a model trains (recipe file + its overrides)."""
+    from posedet.config import load_config
+
+    return load_config(recipe, list(overrides)).model.backbone
+
+
+def pretrain_file(preset: dict, results_dir: str, backbone: str) -> str | None:
+    spec = pretrain_spec(preset)
+    if spec is None or backbone not in spec["backbones"]:
+        return None
+    return f"{results_dir}/pretrain/{backbone}/backbone.pt"

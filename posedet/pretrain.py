@@ -48,20 +48,24 @@ class SegmentationPretext(nn.Module):
 
     def __init__(self, backbone: str, channels: int = 64):
         super().__init__()
-        from posedet.model.backbones import TimmBackbone, backbone_spec
+        from posedet.model.backbones import TimmBackbone
 
-        if backbone_spec(backbone)["neck"] == "hrfpn":
-            raise ValueError(f"pretrain: {backbone} is an HRNet; the pretext decoder takes stride-8/16/32 "
-                             "FPN backbones")
         self.backbone = TimmBackbone(backbone)
-        if self.backbone.strides[0] != 8:
-            raise ValueError(f"pretrain: {backbone} strides {self.backbone.strides}, need 8 first")
-        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in self.backbone.channels)
+        # the maps at strides ≥ 8 (HRNet's stride-4 branch also gets gradient through the
+        # fusion layers inside the backbone; the decoder reads 8/16/32 as PoseDet's levels)
+        self.use = [i for i, st in enumerate(self.backbone.strides) if st >= 8]
+        if not self.use or self.backbone.strides[self.use[0]] != 8:
+            raise ValueError(f"pretrain: {backbone} strides {self.backbone.strides}: no stride-8 map")
+        self.lateral = nn.ModuleList(nn.Conv2d(self.backbone.channels[i], channels, 1) for i in self.use)
         self.head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
                                   nn.Conv2d(channels, 1, 1))
 
+    def _maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.backbone(x)
+        return [out[i] for i in self.use]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
+        feats = self._maps(x)
         y = self.lateral[-1](feats[-1])
         for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1])):
             y = lat(f) + F.interpolate(y, size=f.shape[-2:], mode="nearest")

@@ -464,6 +464,8 @@ def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main
                dynamic_ncols=True, mininterval=1.0)
     model.train()
     loss_kwargs = dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss, pos_num=cfg.loss.pos_num,
+                       refine_pos_thr=cfg.loss.refine_pos_thr, refine_low_quality_thr=cfg.loss.refine_low_quality_thr,
+                       cls_pos_thr=cfg.loss.cls_pos_thr, cls_neg_thr=cfg.loss.cls_neg_thr,
                        refine=cfg.model.refine, intermediate_supervision=cfg.model.intermediate_supervision,
                        weights=config_to_dict(cfg.loss.weights))
     sigmas = list(skeleton.sigmas)

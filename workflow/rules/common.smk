@@ -54,10 +54,18 @@ def model_overrides(wildcards):
     return P.model_overrides(PRESET, VARIANTS, wildcards.dataset, wildcards.variant, int(wildcards.seed))
 
 
+def train_pretrained(wildcards):
+    """The harness-made pretrained backbone this model starts from ([] if none)."""
+    bb = P.model_backbone(RECIPE, model_overrides(wildcards))
+    f = P.pretrain_file(PRESET, RES, bb)
+    return [f] if f else []
+
+
 def train_overrides(wildcards):
     extra = []
     if CURVE is not None:
         extra = P.curve_overrides(PRESET, wildcards.dataset, wildcards.variant, int(wildcards.seed))
+    extra += [f"model.init_backbone={f}" for f in train_pretrained(wildcards)]
     return _set_args(model_overrides(wildcards) + extra)
 
 

@@ -14,6 +14,7 @@ rule train:
     input:
         ann=train_ann,
         recipe=RECIPE,
+        pretrained=train_pretrained,
     output:
         ckpt=f"{MODEL}/train/final.pt",
         summary=f"{MODEL}/train/summary.json",
