@@ -52,10 +52,12 @@ def decode_candidates(outputs: dict, score_thr: float = 0.05, topk_per_level: in
         scores = torch.sigmoid(cls[l].float().reshape(batch, h * w))
         k = h * w if topk_per_level is None or topk_per_level <= 0 else min(int(topk_per_level), h * w)
         top_s, top_i = scores.topk(k, dim=1)                                          # [B, k], sorted
-        off = coarse[l].float().reshape(batch, two_k, h * w)
+        # gather the k selected locations first, then add the refine residual there (the same
+        # values as adding over the whole map, at k/(H·W) of the cost)
+        idx = top_i[:, None, :].expand(-1, two_k, -1)
+        off = coarse[l].reshape(batch, two_k, h * w).gather(2, idx).float()           # [B, 2K, k]
         if refine is not None:
-            off = off + refine[l].float().reshape(batch, two_k, h * w)
-        off = off.gather(2, top_i[:, None, :].expand(-1, two_k, -1))                  # [B, 2K, k]
+            off = off + refine[l].reshape(batch, two_k, h * w).gather(2, idx).float()
         off = off.reshape(batch, k_pts, 2, k).permute(0, 3, 1, 2)                     # [B, k, K, (dy, dx)]
         pts = grid_points(h, w, s, device=off.device, dtype=off.dtype)[top_i]          # [B, k, 2]
         xy = torch.stack([pts[..., None, 0] + off[..., 1] * s, pts[..., None, 1] + off[..., 0] * s], -1)

@@ -6,16 +6,21 @@ same run on the same inputs. Not used by the model; do not optimise.
   16 MiB blocks (forward, and the backward that allocates a fresh P·K·C buffer for dS);
 * ``greedy_nms_v0``: the per-candidate tensor loop over the precomputed matrix;
 * ``pose_oks_matrix_v0`` / ``pose_oks_nms_v0``: the full [N, N, K] torch OKS matrix, then that
-  loop.
+  loop;
+* ``decode_candidates_v0``: the decode that added the refine residual over the whole maps
+  before gathering the top-k.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from posedet.grid import grid_points
 from posedet.model.embedding import _row_dots, _transposed_bag
 
-__all__ = ["pose_embedding_v0", "greedy_nms_v0", "pose_oks_matrix_v0", "pose_oks_nms_v0"]
+__all__ = ["pose_embedding_v0", "greedy_nms_v0", "pose_oks_matrix_v0", "pose_oks_nms_v0", "decode_candidates_v0"]
 
 CHUNK_BYTES_V0 = 16 << 20
 
@@ -169,3 +174,53 @@ def pose_oks_nms_v0(keypoints, scores, threshold, sigmas, min_area: float = 32.0
     if scores.numel() == 0:
         return torch.zeros(0, dtype=torch.long, device=scores.device)
     return greedy_nms_v0(pose_oks_matrix_v0(keypoints, sigmas, min_area), scores, threshold)
+
+
+@torch.no_grad()
+def decode_candidates_v0(outputs: dict, score_thr: float = 0.05, topk_per_level: int = 500,
+                      use_refine: bool = True,
+                      image_sizes: Sequence[tuple[int, int]] | None = None) -> list[dict]:
+    """Scored pose candidates of every image of the batch.
+
+    ``outputs``: the model's dict (``strides``, ``coarse`` [B, 2K, H, W] per level, ``refine``
+    residuals or None, ``cls`` [B, 1, H, W] logits). Per level the ``topk_per_level`` best
+    locations by score are kept (≤ 0: all), then those with score > ``score_thr``.
+    ``image_sizes`` (optional, per image (h, w) of the resized, unpadded input) clamps x to
+    [0, w] and y to [0, h] as the authors' decoder does.
+
+    Returns per image a dict: ``keypoints`` [N, K, 2] input-image px (x, y), ``scores`` [N]
+    (sigmoid of the logit), ``levels`` long [N]; candidates level by level, by descending score
+    within a level.
+    """
+    strides = [int(s) for s in outputs["strides"]]
+    coarse, cls = outputs["coarse"], outputs["cls"]
+    refine = outputs.get("refine") if use_refine else None
+    batch = cls[0].shape[0]
+    per_img: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(batch)]
+    for l, s in enumerate(strides):
+        b_, two_k, h, w = coarse[l].shape
+        k_pts = two_k // 2
+        scores = torch.sigmoid(cls[l].float().reshape(batch, h * w))
+        k = h * w if topk_per_level is None or topk_per_level <= 0 else min(int(topk_per_level), h * w)
+        top_s, top_i = scores.topk(k, dim=1)                                          # [B, k], sorted
+        off = coarse[l].float().reshape(batch, two_k, h * w)
+        if refine is not None:
+            off = off + refine[l].float().reshape(batch, two_k, h * w)
+        off = off.gather(2, top_i[:, None, :].expand(-1, two_k, -1))                  # [B, 2K, k]
+        off = off.reshape(batch, k_pts, 2, k).permute(0, 3, 1, 2)                     # [B, k, K, (dy, dx)]
+        pts = grid_points(h, w, s, device=off.device, dtype=off.dtype)[top_i]          # [B, k, 2]
+        xy = torch.stack([pts[..., None, 0] + off[..., 1] * s, pts[..., None, 1] + off[..., 0] * s], -1)
+        for b in range(batch):
+            keep = top_s[b] > score_thr
+            per_img[b].append((xy[b][keep], top_s[b][keep],
+                               torch.full((int(keep.sum()),), l, dtype=torch.long, device=xy.device)))
+    result = []
+    for b in range(batch):
+        kp = torch.cat([t[0] for t in per_img[b]])
+        sc = torch.cat([t[1] for t in per_img[b]])
+        lv = torch.cat([t[2] for t in per_img[b]])
+        if image_sizes is not None:
+            h_img, w_img = image_sizes[b]
+            kp = torch.stack([kp[..., 0].clamp(0, float(w_img)), kp[..., 1].clamp(0, float(h_img))], -1)
+        result.append({"keypoints": kp, "scores": sc, "levels": lv})
+    return result

@@ -21,11 +21,19 @@ module needs no such trick.
 Why this is fast, and why it is hand-written (no maintained library has a fast CPU DCN):
 torchvision's CPU ``deform_conv2d`` fills an im2col buffer with one scalar bilinear interpolation
 per (channel, tap, pixel) and scatters its gradients element by element. ``grid_sample`` (tried
-first) samples channel by channel with strided gathers and did not scale with threads here.
-Measured at 1×256×64×64, K = 17, 256 out, 2 threads, min of 10 (``posedet bench embedding``, idle
-Xeon, two runs): this module 44–47 ms forward / 151–162 ms forward+backward; ``deform_conv2d``
-353–362 / 2761–2889 ms; a dense 3×3 conv 256→256 15 / 48 ms. On an H200 the two agree to 4e-6
-(float32, output and all gradients). Instead:
+first) samples channel by channel with strided gathers and did not scale with threads here;
+re-measured as the formulation "grid_sample into [B, C·K, H, W] (grid [B, K·H, W, 2]), then one
+1×1 conv over C·K": 315 ms forward at the shape below, 7× the 3×3 conv (grid_sample alone 160 ms).
+Measured at 1×256×64×64, K = 17, 256 out, 1 thread, in one interleaved run (``posedet bench
+embedding --threads 1``; a 2-core Xeon shared with a training job, load average 5.0, so ±20 %):
+this module 101 / 318 ms forward / forward+backward (min; median 116 / 383), i.e. 2.9× / 2.9×
+(median 2.7× / 2.5×) a dense 3×3 conv 256→256 (35 / 111 ms); the code before (int64 5-D corner
+grids, a fresh P·K·C buffer for dS; ``bench.baselines.pose_embedding_v0``) 123 / 396 ms =
+3.5× / 3.6×; ``deform_conv2d`` 508 / 3583 ms. The forward is bounded below by its GEMM at the
+FLOP ratio (1.9×) plus the sampling (~0.45×: 71 MB of samples written, and every fresh buffer
+page-faults at ~0.12 ms/MB on this machine). On an H200 the earlier version of this code agreed
+with ``deform_conv2d`` to 4e-6 (float32, output and all gradients; same kernels, the GPU check
+``bench embedding --check-cuda`` re-measures it). Instead:
 
 * the feature map, zero-bordered and channels-last, is a [B·(H+2)·(W+2), C] table, so a bilinear
   sample is a weighted sum of 4 contiguous C-vectors; out-of-map corners are clamped onto the zero
@@ -34,7 +42,9 @@ Xeon, two runs): this module 44–47 ms forward / 151–162 ms forward+backward;
 * the linear map over (K, C) is one GEMM, [rows, K·C] × [K·C, O], whose long K·C reduction
   BLAS runs at full speed. That GEMM is the floor: 2·H·W·K·C·O FLOPs, ~1.9× a dense 3×3 conv
   with C→O channels (K = 17 vs 9 taps), and two thirds or more of the measured time;
-* rows are processed in blocks of ``CHUNK_BYTES`` (cache-sized on CPU; see there);
+* without gradients, rows are processed in blocks of ``CHUNK_BYTES`` (cache-sized on CPU; see
+  there); with gradients S is built whole, kept, and its buffer reused for dS in the backward;
+* the corner indices are int32 and computed on [B, H·W, K] planes (a few elementwise ops);
 * the backward (custom autograd function) does the two GEMMs of the linear map plus: the feature
   gradient = the *adjoint* of the sparse sampling, computed as one more ``embedding_bag`` over the
   incoming-gradient rows grouped by target pixel (an int32 radix argsort, no atomics or serial
