@@ -87,7 +87,7 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
         rows, sweep_rows, skipped, weights = [], [], [], {}
         quick = mode == "quick"
         kw = dict(warmup=cfg["warmup"], repeats=cfg["repeats"], budget_s=cfg["budget_s"],
-                  min_repeats=1 if quick else 3, e2e_repeats=1 if quick else None,
+                  min_repeats=2 if quick else 3, e2e_repeats=1 if quick else None,
                   forward_repeats=1 if quick else None)
 
         def add(make, label):

@@ -71,7 +71,9 @@ def planted_prediction(pred: torch.Tensor, people_xy: torch.Tensor, per_person: 
     (jittered), confidence ``conf``, keypoints = the person's. NMS then sees P · per_person
     candidates (timing NMS with a known candidate count on random weights)."""
     g = torch.Generator().manual_seed(seed)
-    out = pred.clone()
+    device = pred.device
+    out = pred.detach().float().cpu().clone()
+    people_xy = torch.as_tensor(people_xy).float().cpu()
     out[:, 4] = 0.0
     p_, k = people_xy.shape[:2]
     a = out.shape[-1]
@@ -87,7 +89,7 @@ def planted_prediction(pred: torch.Tensor, people_xy: torch.Tensor, per_person: 
     out[0, 4, anchors] = conf
     kpt = torch.cat([xy, torch.ones(n, k, 1)], -1).reshape(n, 3 * k)
     out[0, 5:5 + 3 * k, anchors] = kpt.t()
-    return out
+    return out.to(device)
 
 
 def to_coco(det: torch.Tensor, image_id: int, scale: float = 1.0, num_keypoints: int = 17) -> list[dict]:
