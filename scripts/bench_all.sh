@@ -3,7 +3,8 @@
 # paths before/after (pose embedding, OKS-NMS), and `posedet bench table --preset-mode full`
 # (PoseDet DLA-34@512, HRNet-W32@512, HRNet-W48@640 with every peer, the people-count sweep).
 # Writes results/synthetic/bench/{embedding_t1,embedding_t<N>,nms,table}.json (each with its
-# manifest, load average included). About 8-10 minutes on a 2-core Xeon (the table is ~7 of them).
+# manifest, load average included). Estimated 8-12 minutes on a quiet 2-core Xeon with 2 threads
+# (the table ~5, its people-count sweep ~3, embedding + NMS ~1.5); not yet run on a quiet machine.
 #   THREADS=2 scripts/bench_all.sh           # default: all cores
 #   CKPT_DIR=results/synthetic/synth_coco    # trained checkpoints (<backbone>/seed0/train/final.pt), if present
 set -euo pipefail

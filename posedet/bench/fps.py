@@ -27,7 +27,7 @@ def _spread(s: dict) -> dict:
 
 def time_runner(runner, scene, warmup: int = 2, repeats: int = 10, e2e_repeats: int | None = None,
                 forward_repeats: int | None = None, flops: bool = True, budget_s: float | None = None,
-                min_repeats: int = 3) -> dict:
+                min_repeats: int = 3, end_to_end: bool = True) -> dict:
     """Time ``runner`` on ``scene`` (``bench.scenes.BenchScene``); returns one table row.
     ``budget_s``: cap the timed calls of a slow model so its network figure takes about that
     long (at least ``min_repeats``; the forward and end-to-end figures get half as many)."""
@@ -60,7 +60,8 @@ def time_runner(runner, scene, warmup: int = 2, repeats: int = 10, e2e_repeats: 
             xi, _ = runner.prepare(img)
             return runner.network(xi)
 
-        t_e2e = summarize(time_calls(e2e, e2e_repeats or max(1, repeats // 2), min(1, warmup), runner.device))
+        t_e2e = summarize(time_calls(e2e, e2e_repeats or max(1, repeats // 2), min(1, warmup), runner.device)
+                          if end_to_end else [])
     fl = count_flops(lambda: runner.forward_only(x)) if flops else None
     inp = list(x.shape[-2:]) if torch.is_tensor(x) else None
     row = {

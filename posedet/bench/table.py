@@ -157,7 +157,7 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
                     continue
                 for sc in scenes:
                     row = time_runner(r, sc, warmup=0 if quick else 1, repeats=cfg["sweep_repeats"], e2e_repeats=1,
-                                      forward_repeats=1, flops=False,
+                                      forward_repeats=1, flops=False, end_to_end=False,
                                       budget_s=cfg["budget_s"] / 2, min_repeats=1 if mode == "quick" else 3)
                     sweep_rows.append({k: row[k] for k in ("method", "backbone", "short_side", "input_size",
                                                            "device", "dtype", "people", "network_ms", "spread",
