@@ -337,16 +337,33 @@ PRETRAIN_KEYS = ("layout", "num_images", "size", "seed", "iterations", "batch_si
 
 
 def pretrain_spec(preset: dict) -> dict | None:
+    """The ``pretrain:`` block with ``backbones`` normalised to name → its own settings (a list
+    entry, or a mapping whose values override the block's settings for that backbone, e.g. fewer
+    iterations for a costlier backbone under the same time budget)."""
     spec = preset.get("pretrain")
     if not spec:
         return None
-    if not isinstance(spec.get("backbones"), list):
-        raise PresetError(f"{preset['_file']}: pretrain.backbones must be a list of backbone names")
+    bbs = spec.get("backbones")
+    if isinstance(bbs, list):
+        bbs = {b: {} for b in bbs}
+    if not isinstance(bbs, dict):
+        raise PresetError(f"{preset['_file']}: pretrain.backbones must be a list or mapping of backbone names")
+    spec = dict(spec, backbones={b: dict(v or {}) for b, v in bbs.items()})
     split_seeds = {int(d["seed"]) for d in preset["datasets"].values() if d.get("kind") == "synthetic"}
     if "seed" in spec and int(spec["seed"]) in split_seeds:
         raise PresetError(f"{preset['_file']}: pretrain.seed {spec['seed']} is a data set's seed; the "
                           "pretext split must be separate")
     return spec
+
+
+def pretrain_args(preset: dict, backbone: str) -> dict:
+    """``posedet pretrain`` settings of one backbone."""
+    spec = pretrain_spec(preset) or {"backbones": {}}
+    if backbone not in spec["backbones"]:
+        raise PresetError(f"{preset['_file']}: no pretrain entry for backbone {backbone!r}")
+    merged = {k: spec[k] for k in PRETRAIN_KEYS if k in spec}
+    merged.update({k: v for k, v in spec["backbones"][backbone].items() if k in PRETRAIN_KEYS})
+    return merged
 
 
 def model_backbone(recipe: str, overrides: list[str]) -> str:

@@ -5,14 +5,26 @@
 BENCH_MODE = PRESET.get("bench", {}).get("mode", "full")
 
 
+def bench_checkpoints():
+    """Table 1's trained models (seed 0): the bench feeds their real candidates to NMS."""
+    t1 = P.experiments(PRESET, VARIANTS).get("table1")
+    if not t1:
+        return []
+    return [run_path(t1["train"], v, 0, "train", "final.pt") for v in t1["variants"]]
+
+
 rule bench_table:
     input:
         preset=PRESET["_file"],
+        checkpoints=bench_checkpoints(),
     output:
         f"{RES}/bench/table.json",
     params:
         posedet=POSEDET,
         mode=BENCH_MODE,
+        ckpt=lambda wc, input: " ".join(
+            f"--checkpoint {Path(c).parts[-4]}={c}" for c in input.checkpoints
+        ),
     # every core --cores allows: nothing else runs on the machine while it times (set-threads on
     # a cluster); the bench records the thread count it used
     threads: 64
@@ -21,7 +33,7 @@ rule bench_table:
     log:
         f"{RES}/logs/bench/table.log",
     shell:
-        "{params.posedet} bench table --preset-mode {params.mode} --out {output} > {log} 2>&1"
+        "{params.posedet} bench table --preset-mode {params.mode} {params.ckpt} --out {output} > {log} 2>&1"
 
 
 rule fps:

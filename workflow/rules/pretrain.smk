@@ -2,9 +2,6 @@
 # pre-trained once on person segmentation over a separate synthetic split (`posedet pretrain`);
 # every variant with that backbone starts from the same file (its sha256 is in manifest.json).
 
-PRETRAIN = P.pretrain_spec(PRESET) or {}
-
-
 rule pretrain:
     input:
         pose_source=POSE_SOURCE,
@@ -13,7 +10,7 @@ rule pretrain:
         manifest=f"{RES}/pretrain/{{backbone}}/manifest.json",
     params:
         posedet=POSEDET,
-        args=" ".join(f"--{k.replace('_', '-')} {PRETRAIN[k]}" for k in P.PRETRAIN_KEYS if k in PRETRAIN),
+        args=lambda wc: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in P.pretrain_args(PRESET, wc.backbone).items()),
         out=lambda wc, output: str(Path(output.backbone).parent),
     threads: TRAIN_THREADS
     conda:
