@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q numpy cython
 	$(PY) -m pip install -q --no-binary xtcocotools --no-build-isolation xtcocotools
 	$(PY) -m pip install -q -e '.[test,slurm]'
+	# the bench's peers (the `peers` extra): scipy for the HigherHRNet-style grouping, Ultralytics
+	# YOLO11-pose without its dependency pins (they would replace the pinned torch)
+	$(PY) -m pip install -q scipy psutil requests
+	$(PY) -m pip install -q --no-deps ultralytics ultralytics-thop
 	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake, snakemake_executor_plugin_slurm; print('install ok: torch', torch.__version__)"
 	touch $@
 
