@@ -176,3 +176,29 @@ def test_resume_with_another_recipe_starts_from_scratch(synth_crowdpose, tmp_pat
     assert config_changes({"train": {"iterations": 3, "lr": 1.0}}, {"train": {"iterations": 9, "lr": 1.0}}) == []
     assert config_changes({"train": {"lr": 1.0}, "infer": {"nms": "oks"}},
                           {"train": {"lr": 2.0}, "infer": {"nms": "iou"}}) == ["train.lr"]
+
+
+@pytest.mark.parametrize("variant", ["baseline", "no_refine", "box_no_is", "hrnet_w32"])
+def test_synthetic_recipe_and_its_variants_train_a_few_steps(variant, synth_crowdpose, tmp_path):
+    """configs/recipes/synthetic_cpu.yaml with the preset's variant overrides: two real steps."""
+    from conftest import REPO
+    from posedet import presets as P
+    from posedet.train import read_log
+
+    preset = P.load_preset("synthetic", REPO)
+    overrides = P.model_overrides(preset, P.load_variants(REPO), "synth_crowdpose", variant, 0)
+    recipe = P.recipe_file(preset, REPO)
+    cfg = load_config(recipe, overrides)
+    assert cfg.deviations and all(d.switch and d.paper and d.why for d in cfg.deviations)
+    run = tmp_path / variant
+    args = ["train", "--config", recipe, "--train-ann", synth_crowdpose["ann"], "--train-images",
+            synth_crowdpose["images"], "--out", str(run), "--device", "cpu"]
+    for o in overrides + ["train.iterations=2", "train.batch_size=2", "train.warmup_iters=1",
+                          "train.log_every=1"]:
+        args += ["--set", o]
+    assert train_in_process(args) == 0
+    steps = [r for r in read_log(run / "train_log.jsonl") if "event" not in r]
+    assert [r["step"] for r in steps] == [1, 2] and all(math.isfinite(r["loss"]) for r in steps)
+    final = torch.load(run / "final.pt", weights_only=True)
+    assert final["config"]["loss"]["pos_num"] == 9 and final["config"]["model"]["num_levels"] == 3
+    assert final["config"]["model"]["refine"] == (variant != "no_refine")
