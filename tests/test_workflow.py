@@ -115,7 +115,11 @@ def test_dry_run_reproduce_tables(preset, tmp_path):
     assert all("--set infer.nms=" in j["shell"] for j in predicts)
     assert f"report --preset {preset} --results {res} --out reports/{preset}" in text
     mode = "quick" if preset == "smoke" else "full"
-    assert f"bench table --preset-mode {mode} --out {res}/bench/table.json" in text
+    bench = f"bench table --preset-mode {mode} "
+    assert bench in text and f"--out {res}/bench/table.json" in text
+    # the bench feeds Table 1's trained models (seed 0) to NMS: real candidate counts
+    for v in ("dla34", "hrnet_w32", "hrnet_w48"):
+        assert f"--checkpoint {v}={res}/synth_coco/{v}/seed0/train/final.pt" in text
 
 
 def test_dry_run_ablation_with_three_seeds(tmp_path):

@@ -5,14 +5,6 @@
 BENCH_MODE = PRESET.get("bench", {}).get("mode", "full")
 
 
-def bench_checkpoints():
-    """Table 1's trained models (seed 0): the bench feeds their real candidates to NMS."""
-    t1 = P.experiments(PRESET, VARIANTS).get("table1")
-    if not t1:
-        return []
-    return [run_path(t1["train"], v, 0, "train", "final.pt") for v in t1["variants"]]
-
-
 rule bench_table:
     input:
         preset=PRESET["_file"],

@@ -168,3 +168,11 @@ def learning_curve_or_none():
 def alternatives(names):
     """A wildcard regex matching exactly these names."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def bench_checkpoints():
+    """Table 1's trained models (seed 0): the bench feeds their real candidates to NMS."""
+    t1 = P.experiments(PRESET, VARIANTS).get("table1")
+    if not t1:
+        return []
+    return [run_path(t1["train"], v, 0, "train", "final.pt") for v in t1["variants"]]
