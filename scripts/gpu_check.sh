@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU check (run on a CUDA machine from the repository root, with a synthetic set in
 # results/gpu_data made by `posedet synth`): CUDA pose-embedding check, CUDA FPS (fp32 and AMP)
-# of the three paper backbones under the harness protocol, and a short AMP training run +
-# predictions. Everything lands in $OUT (default ./gpu_out).
+# of the three paper backbones under the harness protocol, the bench table (fp32, AMP), and the
+# CPU recipe trained on CUDA (400 steps, then 10 GPU minutes) with its val AP. Everything lands in
+# $OUT (default ./gpu_out).
 set -u
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT/parts"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -27,13 +28,29 @@ out = pathlib.Path(sys.argv[1])
 parts = {p.stem: json.loads(p.read_text()) for p in sorted((out / "parts").glob("*.json"))}
 (out / "gpu_bench.json").write_text(json.dumps(parts, indent=1))
 PYEOF
-timeout 100 $PY -m posedet train --config configs/variants/dla34_cpu20.yaml --set train.amp=true \
-  --set train.iterations=150 --set train.batch_size=16 --set train.max_minutes=1 --set train.log_every=10 \
-  --train-ann results/gpu_data/annotations.json --train-images results/gpu_data/images \
-  --out /tmp/gpu_run --device cuda 2>&1 | tr '\r' '\n' | tail -3
-cp /tmp/gpu_run/train_log.jsonl /tmp/gpu_run/summary.json "$OUT/" 2>/dev/null
-timeout 60 $PY -m posedet predict --checkpoint /tmp/gpu_run/final.pt --config configs/variants/dla34_cpu20.yaml \
-  --ann results/gpu_data/annotations.json --images results/gpu_data/images --device cuda \
-  --out "$OUT/gpu_predictions.json" 2>&1 | tr '\r' '\n' | tail -2
+# The CPU recipe on CUDA (recipe issue): the same pretext start and 400-step recipe, images/s and
+# AP on synth_crowdpose/val after the CPU run's number of images; then 10 GPU minutes, same recipe.
+# Data: results/synthetic/data/synth_crowdpose/{train,val} (carry them, or let `posedet synth` make them).
+D=results/synthetic/data/synth_crowdpose
+POSE=${POSE:-../shared/data/crowdpose/crowdpose_val.json}
+for split in train:20000:1000 val:21000:200; do
+  IFS=: read name seed n <<< "$split"
+  [ -f $D/$name/annotations.json ] || $PY -m posedet synth --layout crowdpose --num-images $n --size 256 \
+      --seed $seed --density mixed --pose-source "$POSE" --out $D/$name --no-progress
+done
+$PY -m posedet pretrain --backbone mobilenetv3_small_050 --pose-source "$POSE" --seed 7 --iterations 400 \
+  --out /tmp/gpu_pre 2>&1 | tail -1
+for run in "recipe train.iterations=400" "ten_min train.iterations=100000 train.max_minutes=10 train.lr_steps=[0.99]"; do
+  set -- $run; tag=$1; shift
+  sets=(); for o in "$@"; do sets+=(--set "$o"); done
+  timeout 700 $PY -m posedet train --config configs/recipes/synthetic_cpu.yaml "${sets[@]}" \
+    --set model.init_backbone=/tmp/gpu_pre/backbone.pt --train-ann $D/train/annotations.json \
+    --train-images $D/train/images --out /tmp/gpu_$tag --device cuda 2>&1 | tr '\r' '\n' | tail -2
+  cp /tmp/gpu_$tag/summary.json "$OUT/train_summary_$tag.json" 2>/dev/null
+  $PY -m posedet predict --checkpoint /tmp/gpu_$tag/final.pt --ann $D/val/annotations.json --images $D/val/images \
+    --device cuda --out "$OUT/predictions_$tag.json" 2>&1 | tail -1
+  $PY -m posedet evaluate --gt $D/val/annotations.json --results "$OUT/predictions_$tag.json" \
+    --out "$OUT/metrics_$tag.json" 2>&1 | tail -1
+done
 rm -rf "$OUT/parts"
 ls -la "$OUT"
