@@ -41,7 +41,7 @@ PEER_ALIASES = {"ae": ("associativeembedding", "assocembedding", "ae", "hourglas
                 "higher_hrnet": ("higherhrnet",),
                 "point_anchors": ("pointanchors", "poianchors", "pointanchor")}
 # switches that are bookkeeping, not deviations from the paper
-_NOT_DEVIATIONS = {"name", "train.log_every", "train.ckpt_every", "train.num_workers",
+_NOT_DEVIATIONS = {"name", "deviations", "train.snapshot_every", "train.log_every", "train.ckpt_every", "train.num_workers",
                    "train.deterministic", "train.find_unused_parameters", "train.seed",
                    "model.embedding_save_memory", "model.skeleton", "model.num_keypoints",
                    "model.refine", "model.intermediate_supervision", "loss.centroid",
@@ -281,11 +281,15 @@ def bench_rows(inputs: Inputs) -> tuple[list[dict], list[dict], dict | None]:
     for key in ("sweep", "people_sweep", "people_count_sweep", "people"):
         if isinstance(d.get(key), list):
             sweep.extend(_bench_norm(r) for r in d[key] if isinstance(r, dict))
+    has_sweep_list = bool(sweep)
     for r in raw:
         if not isinstance(r, dict):
             continue
         n = _bench_norm(r)
-        (sweep if n["people"] is not None or "sweep" in str(r.get("kind", "")) else rows).append(n)
+        # with a separate sweep list, every `rows` entry is a table row (posedet bench table
+        # records the table image's people count on each row)
+        in_sweep = not has_sweep_list and (n["people"] is not None or "sweep" in str(r.get("kind", "")))
+        (sweep if in_sweep else rows).append(n)
     return rows, sweep, d.get("manifest")
 
 
