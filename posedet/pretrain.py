@@ -133,7 +133,7 @@ def pretrain(backbone: str, out: str | Path, *, layout: str = "crowdpose", num_i
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     train_s = time.monotonic() - t1
     model.eval()
     with torch.no_grad():
