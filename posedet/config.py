@@ -109,7 +109,7 @@ import yaml
 
 __all__ = [
     "ModelConfig", "LossWeights", "LossConfig", "Deviation", "TrainConfig", "InferConfig", "Config",
-    "load_config", "config_from_dict", "config_to_dict", "apply_overrides", "parse_override",
+    "load_config", "config_from_dict", "config_to_dict", "flatten_config", "apply_overrides", "parse_override",
     "lr_milestones", "resolve_nms_thr",
 ]
 
@@ -400,6 +400,18 @@ def config_from_dict(data: dict | None) -> Config:
     cfg = _build(Config, data, "")
     cfg.check()
     return cfg
+
+
+def flatten_config(d: dict, prefix: str = "") -> dict:
+    """Nested config mapping → {dotted key: value} (``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``)."""
+    out = {}
+    for key, v in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(v, dict):
+            out.update(flatten_config(v, name + "."))
+        else:
+            out[name] = v
+    return out
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -53,7 +53,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from posedet import checkpoint as ckpt_io
 from posedet.atomic import write_json_atomic
-from posedet.config import Config, config_to_dict, load_config, lr_milestones
+from posedet.config import Config, config_to_dict, flatten_config, load_config, lr_milestones
 
 EXIT_NON_FINITE = 3
 EXIT_DEBUG_STOP = 86          # --stop-after-steps: simulated crash (os._exit, no cleanup)
@@ -597,21 +597,10 @@ RESUMABLE_CHANGES = ("name", "deviations", "train.iterations", "train.epochs", "
                      "infer")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, v in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
-
-
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted keys whose values differ between a checkpoint's config and this run's, leaving out
     ``RESUMABLE_CHANGES`` (a longer run or another budget may resume; another recipe may not)."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten_config(old), flatten_config(new)
     keep = lambda key: not any(key == r or key.startswith(r + ".") for r in RESUMABLE_CHANGES)  # noqa: E731
     return sorted(key for key in set(a) | set(b) if keep(key) and a.get(key) != b.get(key))
 

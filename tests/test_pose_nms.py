@@ -60,20 +60,10 @@ from posedet.oks_nms import greedy_nms  # noqa: E402
 
 
 def _reference_greedy(overlap, scores, thr):
-    """The original per-candidate loop (the oracle of the fast passes)."""
-    n = scores.numel()
-    if n == 0:
-        return []
-    order = torch.sort(scores, descending=True, stable=True).indices
-    ov = (overlap[order][:, order] > thr).cpu()
-    alive = torch.ones(n, dtype=torch.bool)
-    keep = []
-    for i in range(n):
-        if alive[i]:
-            keep.append(i)
-            alive &= ~ov[i]
-            alive[i] = False
-    return order[torch.as_tensor(keep, dtype=torch.long)].tolist()
+    """The original per-candidate loop (the oracle of the fast passes), as the bench keeps it."""
+    from posedet.bench.baselines import greedy_nms_v0
+
+    return greedy_nms_v0(overlap, scores, thr).tolist()
 
 
 def _crowd(g, n, people, spread=30.0, jitter=6.0):

@@ -45,8 +45,9 @@ def default_pose_source(root: str | Path = ".") -> str | None:
     found = sorted(glob.glob(str(root / "results" / "*" / "data" / "*" / "*" / "pose_prior.npz")))
     if found:
         return found[0]
+    repo = Path(__file__).resolve().parents[2]          # the checkout, wherever it lies
     for cand in (root / ".." / "shared" / "data" / "crowdpose" / "crowdpose_val.json",
-                 Path("/work/shared/data/crowdpose/crowdpose_val.json")):
+                 repo.parent / "shared" / "data" / "crowdpose" / "crowdpose_val.json"):
         if cand.is_file():
             return str(cand)
     return None

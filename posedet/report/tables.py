@@ -152,15 +152,15 @@ class Context:
     def config_deviations(self, models: list[tuple[str, str]]) -> list[str]:
         """'key=value (paper: default)' for every switch of the models' resolved configs that
         differs from the paper's/authors' value (the config defaults)."""
-        from posedet.config import Config, config_to_dict
-        defaults = _flatten(config_to_dict(Config()))
+        from posedet.config import Config, config_to_dict, flatten_config
+        defaults = flatten_config(config_to_dict(Config()))
         defaults.update(_PAPER_VALUES)
         seen: dict[str, set] = {}
         for ds, var in models:
             cfg = self.inputs.model_config(ds, var)
             if cfg is None:
                 continue
-            for k, v in _flatten(cfg).items():
+            for k, v in flatten_config(cfg).items():
                 if k in _NOT_DEVIATIONS or k not in defaults or v == defaults[k]:
                     continue
                 seen.setdefault(k, set()).add(_short(v))
@@ -196,17 +196,6 @@ def _preset_backbone(preset: dict, variant: str):
         v = bb[variant]
         return v.get("backbone") or v.get("variant") if isinstance(v, dict) else v
     return None
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _short(v) -> str:
