@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml Makefile
 	# YOLO11-pose without its dependency pins (they would replace the pinned torch)
 	$(PY) -m pip install -q scipy psutil requests
 	$(PY) -m pip install -q --no-deps ultralytics ultralytics-thop
+	# what Ultralytics' trainer (posedet peer-train) imports beyond that; neither pulls torch:
+	# polars (results.csv), nvidia-ml-py (GPU stats); opencv, matplotlib, pillow, pyyaml, psutil
+	# and requests are installed above
+	$(PY) -m pip install -q polars nvidia-ml-py
+	YOLO_OFFLINE=1 YOLO_CONFIG_DIR=$(VENV)/ultralytics_settings $(PY) -c "import ultralytics.engine.trainer, ultralytics.models.yolo.pose, polars"
 	$(PY) -c "import torch, torchvision, timm, xtcocotools.cocoeval, pycocotools.cocoeval, faster_coco_eval, snakemake, snakemake_executor_plugin_slurm; print('install ok: torch', torch.__version__)"
 	touch $@
 

@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     "upper-bound": ("posedet.upper_bound", "ground-truth upper-bound NMS study (Figure 3)"),
     "bench": ("posedet.bench", "timing benchmarks (FPS table with peers, embedding, NMS)"),
     "report": ("posedet.report", "compile tables and figures into reports/"),
+    "peer-train": ("posedet.peers.yolo_train", "train YOLO11n-pose beside PoseDet (same data and budget)"),
+    "peer-predict": ("posedet.peers.yolo_predict", "COCO keypoint results of a peer-train checkpoint"),
 }
 
 

@@ -378,3 +378,95 @@ def pretrain_file(preset: dict, results_dir: str, backbone: str) -> str | None:
     if spec is None or backbone not in spec["backbones"]:
         return None
     return f"{results_dir}/pretrain/{backbone}/backbone.pt"
+
+
+# --------------------------------------------------------------------------------------------
+# Peers trained beside PoseDet (``posedet peer-train``): an experiment's ``peers:`` list
+# --------------------------------------------------------------------------------------------
+#
+#   experiments:
+#     table4:
+#       train: synth_crowdpose
+#       ...
+#       peers: [yolo11n_pose]        # or {yolo11n_pose: {seeded: false}}: seed 0 only
+#
+# A peer trains on the experiment's training set (every seed when the experiment is seeded),
+# under the PoseDet baseline's budget on that set: train.iterations x train.batch_size images
+# (the recipe with the training set's and the baseline variant's overrides, times the budget
+# knob) at the recipe's train.input_size and batch size. It lands where a variant does:
+# results/<preset>/<dataset>/<peer>/seed<k>/train/summary.json (+ weights/last.pt) and
+# .../predictions/<set>.refined.oks.json (its own output and NMS, filed under the names the
+# report reads for a variant's single-scale row), scored into .../metrics/ by the same rule.
+
+#: peer name -> the Ultralytics model YAML it trains (random init)
+PEERS = {"yolo11n_pose": "yolo11n-pose.yaml"}
+PEER_MODE, PEER_NMS = "refined", "oks"
+
+
+def experiment_peers(preset: dict, name: str) -> dict[str, dict]:
+    """The ``peers:`` of one experiment: peer name -> {seeded: bool} (default: the experiment's)."""
+    e = (preset.get("experiments") or {}).get(name)
+    if e is None:
+        raise PresetError(f"{preset['_file']}: no experiment {name!r}")
+    peers = e.get("peers") or {}
+    if isinstance(peers, list):
+        peers = {p: {} for p in peers}
+    if not isinstance(peers, dict):
+        raise PresetError(f"{preset['_file']}: experiments.{name}.peers must be a list or mapping of peer names")
+    out = {}
+    for p, opts in peers.items():
+        if p not in PEERS:
+            raise PresetError(f"{preset['_file']}: experiments.{name}.peers: unknown peer {p!r} "
+                              f"(known: {', '.join(PEERS)})")
+        out[p] = {"seeded": bool((opts or {}).get("seeded", e.get("seeded", False)))}
+    return out
+
+
+def peer_evals(preset: dict, name: str | None = None) -> list[Eval]:
+    """Every (peer model, set) evaluation of one experiment (or of all, ``name=None``)."""
+    exps = experiments(preset)
+    if name is not None and name not in exps:
+        raise PresetError(f"{preset['_file']}: no experiment {name!r} (has: {', '.join(exps)})")
+    out, seen = [], set()
+    for ename, e in exps.items():
+        if name is not None and ename != name:
+            continue
+        for peer, opts in experiment_peers(preset, ename).items():
+            for seed in (seeds(preset) if opts["seeded"] else [0]):
+                for s in e["eval"]:
+                    ev = Eval(ename, e["train"], peer, seed, s, PEER_MODE, PEER_NMS)
+                    if ev[1:] not in seen:
+                        seen.add(ev[1:])
+                        out.append(ev)
+    return out
+
+
+def peer_models(preset: dict, name: str | None = None) -> list[tuple[str, str, int]]:
+    """Every (dataset, peer, seed) the preset (or one experiment) trains."""
+    return sorted({ev[1:4] for ev in peer_evals(preset, name)})
+
+
+def peer_val_set(preset: dict, dataset: str) -> str:
+    """The set a peer's own final validation runs on: the first eval set of the first experiment
+    that trains a peer on ``dataset``."""
+    for ev in peer_evals(preset):
+        if ev.dataset == dataset:
+            return ev.set
+    raise PresetError(f"{preset['_file']}: no experiment trains a peer on {dataset!r}")
+
+
+def peer_budget(preset: dict, variants: dict, recipe: str, dataset: str, seed: int = 0,
+                budget: float = 1.0) -> dict:
+    """The PoseDet baseline's training budget on ``dataset``: images (iterations x batch size,
+    times ``budget``), input size and batch size — what a peer trained beside it gets."""
+    from posedet.config import load_config
+
+    if "baseline" not in variants:
+        raise PresetError("a peer's budget is the baseline's: configs/variants.yaml needs 'baseline'")
+    budget = float(budget)
+    if not budget > 0:
+        raise PresetError(f"budget must be > 0, got {budget}")
+    t = load_config(recipe, model_overrides(preset, variants, dataset, "baseline", seed)).train
+    iterations = max(1, round(int(t.iterations) * budget))
+    return {"images": iterations * int(t.batch_size), "iterations": iterations, "batch_size": int(t.batch_size),
+            "imgsz": int(t.input_size), "budget": budget}

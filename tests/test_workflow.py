@@ -98,7 +98,8 @@ def test_dry_run_reproduce_tables(preset, tmp_path):
     # 3 backbones on the COCO-like set + baseline/no_refine/box_centroid/no_is/box_no_is on the
     # CrowdPose-like set; Table 5's NMS rows and Table 4's coarse row are predictions, not models
     assert counts["train"] == 8
-    assert counts["predict"] == counts["evaluate"] == 19
+    # + the peers' predictions (an experiment's `peers:`, rules/peers.smk; tests/test_peer_train.py)
+    assert counts["predict"] == 19 and counts["evaluate"] == 19 + counts.get("peer_predict", 0)
     assert counts["report"] == counts["bench_table"] == 1
     text = out.stdout
     res = f"results/{preset}"
@@ -176,7 +177,7 @@ def test_slurm_profile_dry_run_asks_for_gpus_only_in_train_and_predict(tmp_path)
     assert counts["train"] == 8 and counts["predict"] == counts["evaluate"] == 19
     all_jobs = jobs(out.stdout)
     gpu_rules = {j["rule"] for j in all_jobs if "gpu" in j["resources"] or "gpu" in j["resources"].get("gres", "")}
-    assert gpu_rules == {"train", "predict", "bench_table"}
+    assert gpu_rules - {"peer_train", "peer_predict"} == {"train", "predict", "bench_table"}
     for j in all_jobs:
         if j["rule"] in ("train", "predict"):
             r = j["resources"]

@@ -105,6 +105,7 @@ def run_path(dataset, variant, seed, *parts):
 def eval_files(kind, experiments=None):
     """Predictions or metrics files ('predictions' | 'metrics') of the named experiments (all: None)."""
     evs = EVALS if experiments is None else [ev for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)]
+    evs = list(evs) + peer_eval_list(experiments)  # peers trained beside PoseDet (section below)
     return sorted({ev.predictions(RES) if kind == "predictions" else ev.metrics(RES) for ev in evs})
 
 
@@ -138,6 +139,7 @@ def report_inputs(experiments=None):
     else:
         models = {ev[1:4] for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)}
         files += [run_path(d, v, s, "train", "summary.json") for d, v, s in sorted(models)]
+    files += peer_summaries(experiments)  # peers trained beside PoseDet (section below)
     return files + [PRESET["_file"], str(P.variants_path(REPO)), RECIPE]
 
 
@@ -176,3 +178,38 @@ def bench_checkpoints():
     if not t1:
         return []
     return [run_path(t1["train"], v, 0, "train", "final.pt") for v in t1["variants"]]
+
+
+# --- Peers trained beside PoseDet (rules/peers.smk; an experiment's `peers:` list) -------------
+
+
+def peer_eval_list(experiments=None):
+    """The peers' evaluations of the named experiments (all: None), as P.Eval tuples."""
+    if experiments is None:
+        return P.peer_evals(PRESET)
+    return [ev for e in experiments for ev in P.peer_evals(PRESET, e)]
+
+
+def peer_summaries(experiments=None):
+    models = sorted({ev[1:4] for ev in peer_eval_list(experiments)})
+    return [run_path(d, p, s, "train", "summary.json") for d, p, s in models]
+
+
+def peer_val_set(wildcards):
+    return P.peer_val_set(PRESET, wildcards.dataset)
+
+
+def peer_val_ann(wildcards):
+    return P.annotation_file(PRESET, peer_val_set(wildcards), RES)
+
+
+def peer_val_images(wildcards):
+    return set_images(peer_val_set(wildcards))
+
+
+def peer_budget_args(wildcards):
+    """The PoseDet baseline's budget on this training set: images (iterations x batch size,
+    times --config budget=K), input size and batch size."""
+    b = P.peer_budget(PRESET, VARIANTS, RECIPE, wildcards.dataset, int(wildcards.seed),
+                      budget=config.get("budget", PRESET.get("budget", 1)))
+    return f"--images-budget {b['images']} --imgsz {b['imgsz']} --batch {b['batch_size']}"

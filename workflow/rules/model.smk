@@ -62,6 +62,8 @@ rule evaluate:
         results=f"{MODEL}/predictions/{{set}}.{{mode}}.{{nms}}.json",
     output:
         f"{MODEL}/metrics/{{set}}.{{mode}}.{{nms}}.json",
+    wildcard_constraints:
+        variant=alternatives([*VARIANTS, *P.PEERS]),  # PoseDet variants and the peers (rules/peers.smk)
     params:
         posedet=POSEDET,
         evaluator=PRESET.get("evaluator", "official"),
