@@ -235,6 +235,9 @@ def test_presets_peer_evals_and_budget():
     b = P.peer_budget(smoke, variants, recipe, "synth_crowdpose")
     assert b == {"images": 30 * 4, "iterations": 30, "batch_size": 4, "imgsz": 128, "budget": 1.0}
     assert P.peer_budget(smoke, variants, recipe, "synth_crowdpose", budget=2)["images"] == 240
+    paper = P.load_preset("paper", REPO)                   # a recipe in epochs: the same epochs
+    b = P.peer_budget(paper, variants, P.recipe_file(paper, REPO), "crowdpose", budget=0.5)
+    assert b["epochs"] == 105 and "images" not in b and b["imgsz"] == 512
     bad = dict(smoke, experiments={"t": {"train": "synth_coco", "eval": ["synth_coco/val"], "peers": ["yolo99"]}})
     with pytest.raises(P.PresetError, match="unknown peer 'yolo99'"):
         P.peer_evals(bad)
@@ -243,7 +246,7 @@ def test_presets_peer_evals_and_budget():
 def test_dry_run_lists_peer_jobs(tmp_path):
     snake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
              "--directory", str(tmp_path)]
-    out = subprocess.run(snake + ["--config", "preset=smoke", "budget=2", "--", "reproduce_tables"], cwd=REPO,
+    out = subprocess.run(snake + ["--config", "preset=smoke", "--", "reproduce_tables"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     text = out.stdout
@@ -259,13 +262,14 @@ def test_dry_run_lists_peer_jobs(tmp_path):
             assert path in text, path
         assert (f"peer-train --model yolo11n-pose.yaml --train-ann {res}/data/{ds}/train/annotations.json "
                 f"--images {res}/data/{ds}/train/images --val-ann {res}/data/{ds}/val/annotations.json") in text
-    # the smoke recipe: 30 iterations x batch 4 = 120 images, x budget 2; its input size 128
-    assert text.count("--images-budget 240 --imgsz 128 --batch 4 --seed 0 --threads 1") == 2
+    # the smoke recipe: 30 iterations x batch 4 = 120 images; its input size 128
+    assert text.count("--images-budget 120 --imgsz 128 --batch 4 --seed 0 --threads 1") == 2
     assert "evaluate --gt results/smoke/data/synth_crowdpose/val/annotations.json --results " \
            f"{res}/synth_crowdpose/yolo11n_pose/seed0/predictions/synth_crowdpose-val.refined.oks.json" in text
-    # ablation_crowdpose asks for the CrowdPose-layout peer only
-    out = subprocess.run(snake + ["--config", "preset=smoke", "--", "ablation_crowdpose"], cwd=REPO,
+    # ablation_crowdpose asks for the CrowdPose-layout peer only; the budget knob scales its images once
+    out = subprocess.run(snake + ["--config", "preset=smoke", "budget=2", "--", "ablation_crowdpose"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert f"{res}/synth_crowdpose/yolo11n_pose/seed0/metrics/synth_crowdpose-val.refined.oks.json" in out.stdout
+    assert "/synth_crowdpose/yolo11n_pose/seed0/metrics/synth_crowdpose-val.refined.oks.json" in out.stdout
     assert "synth_coco/yolo11n_pose" not in out.stdout
+    assert out.stdout.count("--images-budget 240 --imgsz 128 --batch 4") == 1
