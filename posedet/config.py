@@ -72,6 +72,12 @@ between config files and no registry: a file lists the values that differ from t
       amp_dtype: float16             # float16 | bfloat16
       max_minutes: null              # wall-clock budget of one invocation; stops after the current
                                      # step, writes last.pt and final.pt, logs "stopped_on_budget"
+      budget: 1.0                    # scales the whole run (`snakemake --config budget=K`): steps
+                                     # (iterations, or epochs × steps per epoch), lr_steps given in
+                                     # epochs/steps, warmup_iters, ckpt_every, snapshot_every and
+                                     # max_minutes, each round(value × budget) (at least 1); lr_steps
+                                     # given as fractions stay fractions. Applied in one place,
+                                     # ``train_schedule``; the values above are the budget-1 run's
       log_every: 20                  # JSONL log line every N steps (means over the interval)
       ckpt_every: 1000               # RUN_DIR/last.pt every N steps (and at the end)
       snapshot_every: null           # RUN_DIR/snapshots/stepNNNNNN.pt (weights, elapsed time,
@@ -110,7 +116,7 @@ import yaml
 __all__ = [
     "ModelConfig", "LossWeights", "LossConfig", "Deviation", "TrainConfig", "InferConfig", "Config",
     "load_config", "config_from_dict", "config_to_dict", "flatten_config", "apply_overrides", "parse_override",
-    "lr_milestones", "resolve_nms_thr",
+    "Schedule", "train_schedule", "lr_milestones", "resolve_nms_thr",
 ]
 
 
@@ -201,11 +207,12 @@ class TrainConfig:
     ckpt_every: int = 1000
     snapshot_every: Union[int, None] = None
     find_unused_parameters: bool = False
+    budget: float = 1.0
 
     def check(self, where: str) -> None:
         _positive(self, where, "input_size", "batch_size", "micro_batches", "lr", "epochs",
                   "iterations", "lr_gamma", "grad_clip_norm", "max_minutes", "log_every",
-                  "ckpt_every", "snapshot_every")
+                  "ckpt_every", "snapshot_every", "budget")
         if self.epochs is None and self.iterations is None:
             raise ValueError(f"{where}: set train.epochs or train.iterations")
         if self.batch_size % self.micro_batches:
@@ -483,19 +490,54 @@ def load_config(path_or_dict: str | Path | dict | Config | None = None,
         raise
 
 
-def lr_milestones(train: TrainConfig, steps_per_epoch: int) -> tuple[int, list[int]]:
-    """(total optimiser steps, lr milestones in steps) of a run with ``steps_per_epoch``."""
+@dataclass(frozen=True)
+class Schedule:
+    """The effective length and schedule points of a run: ``train`` with ``train.budget`` applied
+    (``train_schedule``). Every step count is in optimiser steps."""
+    total_steps: int
+    milestones: list[int]            # ×lr_gamma at each of these steps (MultiStepLR)
+    warmup_iters: int
+    ckpt_every: int
+    snapshot_every: Union[int, None]
+    max_minutes: Union[float, None]
+    budget: float
+
+    def lr_prefix(self, step: int) -> tuple:
+        """What fixes the lr of steps 1..``step``: the warm-up and the milestones reached so far.
+        Two schedules with the same prefix at ``step`` trained those steps identically."""
+        return self.warmup_iters, sorted(m for m in self.milestones if m <= step)
+
+
+def _scaled(value: Union[int, None], budget: float) -> Union[int, None]:
+    return None if value is None else max(1, int(round(value * budget)))
+
+
+def train_schedule(train: TrainConfig, steps_per_epoch: int) -> Schedule:
+    """The run's schedule with ``steps_per_epoch`` optimiser steps per epoch: the one place where
+    ``train.budget`` scales a run (total steps, lr milestones given in epochs/steps, warm-up,
+    checkpoint and snapshot cadence, the wall-clock cap). lr milestones given as fractions are
+    fractions of the scaled run. ``budget: 1`` is the config's values unchanged."""
     if steps_per_epoch < 1:
         raise ValueError("train: the data set gives no full batch "
                          f"(batch_size {train.batch_size}); use fewer/larger batches or more images")
+    b = float(train.budget)
     if train.iterations is not None:
         total, unit = int(train.iterations), 1
     else:
         total, unit = int(train.epochs) * steps_per_epoch, steps_per_epoch
-    ms = []
-    for s in train.lr_steps:
-        ms.append(int(round(s * total)) if s < 1 else int(round(s * unit)))
-    return total, ms
+    total = max(1, int(round(total * b)))
+    ms = [int(round(s * total)) if s < 1 else int(round(s * unit * b)) for s in train.lr_steps]
+    warmup = int(round(train.warmup_iters * b))
+    return Schedule(total_steps=total, milestones=ms, warmup_iters=warmup,
+                    ckpt_every=_scaled(train.ckpt_every, b), snapshot_every=_scaled(train.snapshot_every, b),
+                    max_minutes=None if train.max_minutes is None else train.max_minutes * b, budget=b)
+
+
+def lr_milestones(train: TrainConfig, steps_per_epoch: int) -> tuple[int, list[int]]:
+    """(total optimiser steps, lr milestones in steps) of a run with ``steps_per_epoch``
+    (``train.budget`` applied: see ``train_schedule``)."""
+    sched = train_schedule(train, steps_per_epoch)
+    return sched.total_steps, list(sched.milestones)
 
 
 #: OKS-NMS thresholds of the paper's two data sets (DESIGN.md, Inference).

@@ -128,7 +128,8 @@ def plot_curve(doc: dict, path: str | Path, title: str | None = None) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", required=True, help="a training run folder with snapshots/")
     p.add_argument("--ann", required=True, help="val annotations (COCO format)")
-    p.add_argument("--images", default=None, help="val image folder (default: next to --ann)")
+    p.add_argument("--images", default=None, help="val image folder (default: images/ beside --ann "
+                   "if it exists, else --ann's folder)")
     p.add_argument("--out", required=True, help="curve JSON")
     p.add_argument("--figure", default=None, help="also draw the curve to this PNG")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

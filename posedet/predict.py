@@ -20,6 +20,9 @@ left/right keypoints swap back through ``skeleton.flip_index``.
 
 Output: one JSON list in the COCO keypoint results format (``image_id``, ``category_id`` 1,
 ``keypoints`` [x, y, 1]·K in original-image pixels, ``score``), at the path the caller names.
+Unreadable images are skipped with a warning; a run in which *no* image could be read (a wrong
+``--images`` folder) is an error: exit 2, nothing written (an empty result would score AP 0 as if
+measured).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ from posedet.config import Config, InferConfig, config_from_dict, config_to_dict
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a posedet training checkpoint (final.pt / last.pt)")
     p.add_argument("--ann", required=True, help="COCO-format keypoint annotations of the images to run on")
-    p.add_argument("--images", default=None, help="image folder (default: the annotation file's folder)")
+    p.add_argument("--images", default=None, help="image folder (default: images/ beside the annotation "
+                   "file if it exists, else the annotation file's folder)")
     p.add_argument("--out", required=True, help="results JSON to write (COCO results format)")
     p.add_argument("--tta", action="store_true", help="multi-scale + flip test-time augmentation")
     p.add_argument("--coarse-only", action="store_true", help="output the coarse poses (no refinement)")
@@ -63,9 +67,13 @@ def main(args) -> int:
         return 2
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(dev).eval()
-    results, skipped = predict_index(model, index, cfg.infer, skeleton, dev,
-                                     use_refine=cfg.model.refine and not cfg.infer.coarse_only,
-                                     workers=args.workers)
+    try:
+        results, skipped = predict_index(model, index, cfg.infer, skeleton, dev,
+                                         use_refine=cfg.model.refine and not cfg.infer.coarse_only,
+                                         workers=args.workers)
+    except NoImagesRead as e:
+        print(f"posedet predict: {e}; nothing written", file=sys.stderr)
+        return 2
     if skipped:
         print(f"posedet predict: {len(skipped)} unreadable image(s) skipped, ids "
               f"{skipped[:10]}{' ...' if len(skipped) > 10 else ''}", file=sys.stderr)
@@ -218,10 +226,14 @@ def predict_views(model, views: list[dict], infer: InferConfig, skeleton, device
                        max_dets=infer.max_dets, min_area=infer.min_area)[0]
 
 
+class NoImagesRead(ValueError):
+    """Not one image of the set could be read: there is nothing to score."""
+
+
 def predict_index(model, index, infer: InferConfig, skeleton, device, use_refine: bool = True,
                   workers: int = 0, progress: bool = True) -> tuple[list[dict], list[int]]:
     """COCO results of every image of ``index`` (a ``PoseDatasetIndex``), and the ids of the
-    images that could not be read."""
+    images that could not be read. Raises ``NoImagesRead`` when no image could be read."""
     from tqdm import tqdm
 
     from posedet.data.dataset import PoseTestDataset
@@ -244,4 +256,8 @@ def predict_index(model, index, infer: InferConfig, skeleton, device, use_refine
         results.extend(to_coco_results(poses, int(views[0]["image_id"]), scale=1.0))
     kept = set(datasets[0].index.image_ids)       # missing/empty files are left out up front
     skipped.extend(i for i in index.image_ids if i not in kept)
+    if len(skipped) >= len(index):
+        example = f" (e.g. {index.images[0].path})" if len(index) else ""
+        raise NoImagesRead(f"{index.ann_file}: none of its {len(index)} image(s) could be read "
+                           f"under {index.image_root}{example}")
     return results, skipped

@@ -318,6 +318,84 @@ def trained_models(preset: dict, variants: dict | None = None) -> list[tuple[str
 
 
 # --------------------------------------------------------------------------------------------
+# The budget knob: ``snakemake --config budget=K`` (default 1) scales every training of a preset
+# --------------------------------------------------------------------------------------------
+#
+# Each PoseDet training gets ``--set train.budget=K`` (``config.train_schedule`` scales its steps,
+# warm-up, lr milestones in steps/epochs, checkpoint and snapshot cadence, time cap: the stand-ins'
+# own ``train.iterations=...`` overrides included) and ``posedet pretrain`` gets ``--budget K``.
+# Budget 1 passes nothing (its commands are the unscaled ones). A run at K != 1 writes under its
+# own roots, ``results/<preset>/budget<K>/`` and ``reports/<preset>/budget<K>/``, so it never
+# overwrites (or is mistaken for) the budget-1 results.
+
+
+def budget(config: dict | None) -> float:
+    """The workflow's ``budget`` (``--config budget=K``; default 1): a positive number."""
+    raw = (config or {}).get("budget", 1)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise PresetError(f"budget must be a positive number, got {raw!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise PresetError(f"budget must be a positive number, got {raw!r}")
+    return value
+
+
+def budget_suffix(budget: float) -> str:
+    """``""`` at budget 1, else ``/budget<K>`` (``/budget4``, ``/budget0.5``): appended to the
+    preset's results and reports roots."""
+    return "" if float(budget) == 1.0 else f"/budget{float(budget):g}"
+
+
+def budget_overrides(budget: float) -> list[str]:
+    """The ``posedet train --set`` overrides of a budget (none at budget 1)."""
+    return [] if float(budget) == 1.0 else [f"train.budget={float(budget):g}"]
+
+
+def budget_args(budget: float) -> list[str]:
+    """The ``posedet pretrain`` arguments of a budget (none at budget 1)."""
+    return [] if float(budget) == 1.0 else ["--budget", f"{float(budget):g}"]
+
+
+def _repo_of(preset: dict) -> Path:
+    return Path(preset["_file"]).resolve().parents[2]          # configs/presets/<name>.yaml
+
+
+def images_budget(preset: dict, dataset: str, budget: float = 1.0, variant: str = "baseline",
+                  repo_root: str | Path | None = None) -> int:
+    """Training images (effective optimiser steps × global batch) the PoseDet ``variant`` (default
+    the baseline, seed 0) sees on training set ``dataset`` of ``preset`` at ``budget``: the
+    recipe, the training set's and the variant's overrides and the budget resolved exactly as
+    ``posedet train`` resolves them (``config.train_schedule``). A run given in epochs counts the
+    split's images (the preset's size of a synthetic split, else the annotation file's)."""
+    from posedet.config import load_config, train_schedule
+
+    root = Path(repo_root) if repo_root is not None else _repo_of(preset)
+    overrides = model_overrides(preset, load_variants(root), dataset, variant, 0) + budget_overrides(budget)
+    tc = load_config(recipe_file(preset, root), overrides).train
+    steps_per_epoch = 1
+    if tc.iterations is None:
+        set_name = training_set(preset, dataset)
+        ds = dataset_spec(preset, set_name)
+        if ds["kind"] == "synthetic":
+            n = int(ds["splits"][split_set(set_name)[1]])
+        else:
+            import json
+
+            ann = annotation_file(preset, set_name, "")
+            try:
+                with open(ann) as f:
+                    n = len(json.load(f).get("images", []))
+            except (OSError, ValueError) as e:
+                raise PresetError(f"training set {dataset} trains for epochs: its images are counted "
+                                  f"from {ann}, which cannot be read ({e})") from None
+        steps_per_epoch = n // tc.batch_size
+        if steps_per_epoch < 1:
+            raise PresetError(f"training set {dataset}: {n} images give no full batch of {tc.batch_size}")
+    return train_schedule(tc, steps_per_epoch).total_steps * tc.batch_size
+
+
+# --------------------------------------------------------------------------------------------
 # Harness-made pretrained start (``posedet pretrain``): the preset's ``pretrain:`` block
 # --------------------------------------------------------------------------------------------
 #
@@ -458,8 +536,7 @@ def peer_val_set(preset: dict, dataset: str) -> str:
 def peer_budget(preset: dict, variants: dict, recipe: str, dataset: str, seed: int = 0,
                 budget: float = 1.0) -> dict:
     """The PoseDet baseline's training budget on ``dataset``: images (iterations x batch size,
-    times ``budget``; a recipe in epochs: its epochs times ``budget``), input size and batch size —
-    what a peer trained beside it gets."""
+    times ``budget``), input size and batch size — what a peer trained beside it gets."""
     from posedet.config import load_config
 
     if "baseline" not in variants:
@@ -468,8 +545,6 @@ def peer_budget(preset: dict, variants: dict, recipe: str, dataset: str, seed: i
     if not budget > 0:
         raise PresetError(f"budget must be > 0, got {budget}")
     t = load_config(recipe, model_overrides(preset, variants, dataset, "baseline", seed)).train
-    out = {"batch_size": int(t.batch_size), "imgsz": int(t.input_size), "budget": budget}
-    if t.iterations is None:               # a run in epochs (the paper's recipe): the same epochs
-        return {"epochs": max(1, round(int(t.epochs) * budget)), **out}
     iterations = max(1, round(int(t.iterations) * budget))
-    return {"images": iterations * int(t.batch_size), "iterations": iterations, **out}
+    return {"images": iterations * int(t.batch_size), "iterations": iterations, "batch_size": int(t.batch_size),
+            "imgsz": int(t.input_size), "budget": budget}

@@ -1,7 +1,7 @@
 """`posedet pretrain`: a harness-made pretrained backbone (the CPU preset's stand-in for ImageNet).
 
     posedet pretrain --backbone mobilenetv3_small_050 --layout crowdpose --num-images 2000 \\
-        --size 256 --seed 7 --pose-source crowdpose_val.json --iterations 400 --out DIR
+        --size 256 --seed 7 --pose-source crowdpose_val.json --iterations 400 [--budget K] --out DIR
 
 Nothing can be downloaded on the project's machines, so the ImageNet start the paper uses is not
 available. This command pre-trains the backbone once on a *pretext task* over a *separate*
@@ -13,7 +13,9 @@ pre-empted: no keypoint is used anywhere here.
 
 Network: the backbone's stride-8/16/32 maps → a light FPN (lateral 1×1 + top-down sum, 64
 channels) → 3×3 conv + ReLU + 1×1 conv → one logit per stride-8 cell; target: the fraction of the
-cell's 8×8 pixels that are person (soft labels), binary cross-entropy. Adam, horizontal flips.
+cell's 8×8 pixels that are person (soft labels), binary cross-entropy. Adam, horizontal flips,
+one-cycle lr over the run. ``--budget K`` (the workflow's ``--config budget=K``) runs
+round(K × iterations) steps (the one-cycle schedule stretches with it).
 Only the backbone's weights are kept (the decoder is thrown away); PoseDet loads them with
 ``model.init_backbone=DIR/backbone.pt``.
 
@@ -108,7 +110,11 @@ def _iou(logits: torch.Tensor, target: torch.Tensor) -> float:
 def pretrain(backbone: str, out: str | Path, *, layout: str = "crowdpose", num_images: int = 2000,
              size: int = 256, seed: int = 7, pose_source: str, iterations: int = 400,
              batch_size: int = 16, lr: float = 2e-3, holdout: int = 64, train_seed: int = 0,
-             command: str = "") -> dict:
+             command: str = "", budget: float = 1.0) -> dict:
+    if not budget > 0:
+        raise ValueError(f"--budget must be > 0, got {budget}")
+    base_iterations = iterations
+    iterations = max(1, int(round(iterations * budget)))
     t0 = time.monotonic()
     torch.manual_seed(train_seed)
     imgs, masks = make_pretext_data(num_images + holdout, size, seed, layout, pose_source)
@@ -146,7 +152,8 @@ def pretrain(backbone: str, out: str | Path, *, layout: str = "crowdpose", num_i
         "task": "person segmentation (generator label map > 0), soft targets at stride 8, BCE",
         "command": command, "backbone": backbone, "layout": layout, "size": size,
         "data_seed": seed, "num_images": num_images, "holdout_images": holdout, "train_seed": train_seed,
-        "iterations": iterations, "batch_size": batch_size, "lr": lr, "schedule": "Adam, one-cycle",
+        "iterations": iterations, "budget": budget, "iterations_at_budget_1": base_iterations,
+        "batch_size": batch_size, "lr": lr, "schedule": "Adam, one-cycle",
         "images_seen": iterations * batch_size, "data_generation_s": round(gen_s, 1),
         "train_s": round(train_s, 1), "wall_s": round(time.monotonic() - t0, 1),
         "images_per_s": round(iterations * batch_size / max(train_s, 1e-9), 2),
@@ -185,7 +192,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="generator seed of the pretext split (must differ "
                    "from every train/val/test split's seed)")
     p.add_argument("--pose-source", required=True)
-    p.add_argument("--iterations", type=int, default=400)
+    p.add_argument("--iterations", type=int, default=400, help="steps at budget 1")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="scale the run: round(budget × iterations) steps (default 1)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--train-seed", type=int, default=0)
@@ -197,7 +206,8 @@ def main(args) -> int:
         m = pretrain(args.backbone, args.out, layout=args.layout, num_images=args.num_images,
                      size=args.size, seed=args.seed, pose_source=args.pose_source,
                      iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-                     train_seed=args.train_seed, command="posedet " + " ".join(sys.argv[1:]))
+                     train_seed=args.train_seed, command="posedet " + " ".join(sys.argv[1:]),
+                     budget=args.budget)
     except (ValueError, FileNotFoundError) as e:
         print(f"posedet pretrain: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,15 @@ lines: start, resume, stopped_on_budget, non_finite, done) and ``summary.json``.
 
 Schedule (the authors' mmdetection config): Adam, gradient norm clipped at 35, a 5-step linear
 warm-up from lr/3, then ``MultiStepLR`` — all stepped once per optimiser step (epoch milestones
-are converted to steps, see ``config.lr_milestones``).
+are converted to steps). ``train.budget`` K scales the run: K × the steps, warm-up, step/epoch
+milestones, checkpoint and snapshot cadence and time cap (``config.train_schedule``, the one place
+it is applied; the config keeps the budget-1 values and the budget).
+
+``--resume`` continues RUN_DIR/last.pt only if it is this run's: the same config up to the run's
+length, budget and cadence (``RESUMABLE_CHANGES``), and a schedule that trained the steps done as
+this one would (the same warm-up, the same lr drops so far); a longer run then takes its own later
+lr drops. Anything else (another recipe, another budget whose warm-up or drops differ) starts from
+scratch, with a message.
 
 Determinism (CPU): the model is initialised from ``train.seed``; the sample order is
 ``DistributedSampler(seed=train.seed)`` (also with one process) re-shuffled per epoch; each
@@ -53,7 +61,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from posedet import checkpoint as ckpt_io
 from posedet.atomic import write_json_atomic
-from posedet.config import Config, config_to_dict, flatten_config, load_config, lr_milestones
+from posedet.config import (Config, Schedule, config_from_dict, config_to_dict, flatten_config, load_config,
+                            train_schedule)
 
 EXIT_NON_FINITE = 3
 EXIT_DEBUG_STOP = 86          # --stop-after-steps: simulated crash (os._exit, no cleanup)
@@ -72,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
     p.add_argument("--train-ann", required=True, help="COCO-format keypoint annotations")
-    p.add_argument("--train-images", default=None, help="image folder (default: the annotation file's folder)")
+    p.add_argument("--train-images", default=None, help="image folder (default: images/ beside the "
+                   "annotation file if it exists, else the annotation file's folder)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, summary)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
@@ -225,17 +235,29 @@ def set_deterministic(on: bool, device: torch.device) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_scheduler(optimizer, tc, milestones: list[int]):
-    """MultiStepLR (×lr_gamma at each milestone step), after a linear warm-up from
-    warmup_ratio·lr over warmup_iters steps (mmcv's 'linear' warm-up) when warmup_iters > 0."""
+def build_scheduler(optimizer, tc, sched: Schedule):
+    """MultiStepLR (×lr_gamma at each of ``sched.milestones``), after a linear warm-up from
+    warmup_ratio·lr over ``sched.warmup_iters`` steps (mmcv's 'linear' warm-up) when > 0."""
     from torch.optim import lr_scheduler as S
 
-    steps = S.MultiStepLR(optimizer, milestones=milestones, gamma=tc.lr_gamma)
-    if not tc.warmup_iters:
+    steps = S.MultiStepLR(optimizer, milestones=sched.milestones, gamma=tc.lr_gamma)
+    if not sched.warmup_iters:
         return steps
     warm = S.LinearLR(optimizer, start_factor=tc.warmup_ratio, end_factor=1.0,
-                      total_iters=tc.warmup_iters)
+                      total_iters=sched.warmup_iters)
     return S.ChainedScheduler([warm, steps], optimizer=optimizer)
+
+
+def set_milestones(scheduler, milestones: list[int]) -> None:
+    """Give a (restored) ``build_scheduler`` scheduler this run's lr milestones: a resumed run
+    whose length changed keeps the drops it passed and takes its own later ones."""
+    from collections import Counter
+
+    from torch.optim.lr_scheduler import MultiStepLR
+
+    for s in getattr(scheduler, "_schedulers", [scheduler]):
+        if isinstance(s, MultiStepLR):
+            s.milestones = Counter(milestones)
 
 
 def build_model_for(cfg: Config, num_keypoints: int):
@@ -287,314 +309,447 @@ def write_json(path: Path, obj) -> None:
 
 
 # ------------------------------------------------------------------------------ training
+#
+# One invocation of ``posedet train`` is four steps a reader can follow:
+#   set-up      ``_Run.__init__``: processes, data, schedule (``train_schedule``: the budget), model,
+#               optimiser; ``_restore_or_start``: resume from last.pt or start clean; the log
+#   one step    ``_Run.step_once``: forward/backward over the micro-batches, one collective,
+#               the non-finite check, the optimiser and scheduler step
+#   checkpoint  ``_Run.save_last`` / ``save_final`` / ``save_snapshot`` on the schedule's cadence
+#   stop        ``_Run.status_after_step``: the run's length or the time budget; ``_Run.finish``
 
 
 def train(cfg: Config, train_ann: str, train_images: str | None, out_dir: str,
           resume: bool = False, device: str | None = None,
           stop_after_steps: int | None = None) -> int:
     """Run (or resume) one training run; returns the process exit code."""
-    from posedet.data.dataset import PoseTrainDataset, collate_train
-    from posedet.data.reader import load_coco_keypoints
-    from posedet.losses import posedet_loss
-
-    tc = cfg.train
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if tc.deterministic:        # read by cuBLAS when it starts: set before CUDA is touched
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    dev = resolve_device(device, local_rank)
-    distributed = world > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(minutes=30))
-    main_proc = rank == 0
+    proc = _Procs.start(cfg.train, device)
     try:
-        return _train(cfg, tc, train_ann, train_images, Path(out_dir), resume, dev, world, rank,
-                      main_proc, distributed, stop_after_steps, PoseTrainDataset, collate_train,
-                      load_coco_keypoints, posedet_loss)
+        run = _Run(cfg, train_ann, train_images, Path(out_dir), resume, proc)
+        return run.loop(stop_after_steps)
     finally:
-        if distributed and dist.is_initialized():
+        if proc.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg, tc, train_ann, train_images, out, resume, dev, world, rank, main_proc,
-           distributed, stop_after_steps, PoseTrainDataset, collate_train, load_coco_keypoints,
-           posedet_loss) -> int:
-    t_start = time.monotonic()
-    if tc.batch_size % world:
-        raise TrainError(f"train.batch_size {tc.batch_size} is not divisible by the "
-                         f"{world} processes")
-    per_rank = tc.batch_size // world
-    if per_rank % tc.micro_batches:
-        raise TrainError(f"train.micro_batches {tc.micro_batches} does not divide the per-process "
-                         f"batch {per_rank} (batch_size {tc.batch_size} / {world} processes)")
-    amp = bool(tc.amp and dev.type == "cuda")
-    if tc.amp and not amp and main_proc:
-        print("posedet train: train.amp is for CUDA; training in float32 on", dev, file=sys.stderr)
-    amp_dtype = torch.float16 if tc.amp_dtype == "float16" else torch.bfloat16
+class _Procs:
+    """This process's place in the run: device, world size, rank (torchrun's environment)."""
 
-    seed_everything(tc.seed)
-    set_deterministic(tc.deterministic, dev)
+    def __init__(self, dev: torch.device, world: int, rank: int) -> None:
+        self.dev, self.world, self.rank = dev, world, rank
+        self.distributed = world > 1
+        self.main = rank == 0
 
-    # ---- data
-    index = load_coco_keypoints(train_ann, train_images, skeleton=cfg.model.skeleton)
-    skeleton = index.skeleton
-    k = skeleton.num_keypoints
-    if cfg.model.num_keypoints is not None and cfg.model.num_keypoints != k:
-        raise TrainError(f"model.num_keypoints is {cfg.model.num_keypoints} but {train_ann} has "
-                         f"{k} keypoints (skeleton {skeleton.name!r})")
-    if tc.crop == "person":
-        dataset = PoseTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
-                                   scale_range=tuple(tc.scale_range), flip_prob=tc.flip_prob,
-                                   min_keypoints=tc.min_keypoints)
-    else:
-        dataset = FullImageTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
-                                        flip_prob=tc.flip_prob, min_keypoints=tc.min_keypoints)
-    if len(dataset) == 0:
-        raise TrainError(f"{train_ann}: no image with a trainable person "
-                         f"(≥ {tc.min_keypoints} labelled keypoints)")
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=tc.seed, drop_last=True)
-    steps_per_epoch = len(sampler) // per_rank
-    if steps_per_epoch < 1:
-        raise TrainError(f"{train_ann}: {len(dataset)} training images give no full batch of "
-                         f"{tc.batch_size}")
-    total_steps, milestones = lr_milestones(tc, steps_per_epoch)
+    @classmethod
+    def start(cls, tc, device: str | None) -> "_Procs":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if tc.deterministic:        # read by cuBLAS when it starts: set before CUDA is touched
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        dev = resolve_device(device, local_rank)
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(minutes=30))
+        return cls(dev, world, rank)
 
-    # ---- model, optimiser, schedule
-    model = build_model_for(cfg, k).to(dev)
-    signature = model_signature(model)
-    net = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=tc.find_unused_parameters)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = build_scheduler(optimizer, tc, milestones)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
 
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, final_path = out / "last.pt", out / "final.pt"
-    step = 0
-    resumed_from = None
-    prior_train_s = 0.0          # wall time of earlier invocations (resume), for snapshots
-    state = None
-    if resume and last_path.exists():
-        state = ckpt_io.load_checkpoint(last_path, map_location="cpu")
-        changed = config_changes(state.get("config") or {}, config_to_dict(cfg))
-        if changed:
-            # another experiment in the same folder (e.g. loss.centroid edited): resuming would
-            # "finish" with the old weights; start again instead
-            if main_proc:
-                print(f"posedet train: {last_path} was trained with another config "
-                      f"({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); "
-                      "starting from scratch", file=sys.stderr)
-            state = None
-    if state is not None:
-        _check_resume(state, last_path, signature, k)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        ckpt_io.load_scheduler_state(scheduler, state["scheduler"])
-        if state.get("scaler") is not None and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        ckpt_io.set_rng_state(state["rng"])
-        step = resumed_from = int(state["step"])
-        prior_train_s = float(state.get("train_s", 0.0))
-        if int(state.get("total_steps", total_steps)) != total_steps and main_proc:
-            print(f"posedet train: {last_path} was a {state.get('total_steps')}-step run; "
-                  f"continuing to {total_steps} steps", file=sys.stderr)
-        del state
-    elif resume and main_proc and not last_path.exists():
-        print(f"posedet train: no {last_path} yet; starting from scratch", file=sys.stderr)
-    if resumed_from is None and main_proc:
-        # a fresh start: nothing of an earlier run in this folder may look like this run's
-        for old in [final_path, out / "summary.json", *sorted((out / "snapshots").glob("step*.pt"))]:
-            old.unlink(missing_ok=True)
+class _NonFinite(Exception):
+    def __init__(self, terms: list[str]) -> None:
+        super().__init__(terms[0])
+        self.terms = terms
 
-    log = JsonlLog(out / LOG_NAME, main_proc, resume_step=resumed_from)
-    base = dict(world_size=world, device=str(dev), images=len(dataset), steps_per_epoch=steps_per_epoch,
-                total_steps=total_steps, lr_milestones=milestones)
-    if resumed_from is None:
-        log.write(event="start", step=0, name=cfg.name, config=config_to_dict(cfg), **base)
-    else:
-        log.write(event="resume", step=step, **base)
 
-    def payload(complete: bool) -> dict:
+class _Run:
+    """One invocation of a training run (see the comment above ``train``)."""
+
+    # ------------------------------------------------------------------------- set-up
+
+    def __init__(self, cfg: Config, train_ann: str, train_images: str | None, out: Path,
+                 resume: bool, proc: _Procs) -> None:
+        self.t_start = time.monotonic()
+        self.cfg, self.tc, self.out, self.proc = cfg, cfg.train, out, proc
+        tc, dev = self.tc, proc.dev
+        self.per_rank = self._per_rank_batch()
+        self.amp = bool(tc.amp and dev.type == "cuda")
+        if tc.amp and not self.amp and proc.main:
+            print("posedet train: train.amp is for CUDA; training in float32 on", dev, file=sys.stderr)
+        self.amp_dtype = torch.float16 if tc.amp_dtype == "float16" else torch.bfloat16
+        seed_everything(tc.seed)
+        set_deterministic(tc.deterministic, dev)
+        self._build_data(train_ann, train_images)
+        self.sched = train_schedule(tc, self.steps_per_epoch)
+        self.total_steps = self.sched.total_steps
+        self._build_model()
+        out.mkdir(parents=True, exist_ok=True)
+        self.last_path, self.final_path = out / "last.pt", out / "final.pt"
+        self.step, self.resumed_from = 0, None
+        self.prior_train_s = 0.0       # wall time of earlier invocations (resume), for snapshots
+        self._restore_or_start(resume)
+        self.log = JsonlLog(out / LOG_NAME, proc.main, resume_step=self.resumed_from)
+        base = dict(world_size=proc.world, device=str(dev), images=len(self.dataset),
+                    steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+                    lr_milestones=self.sched.milestones, warmup_iters=self.sched.warmup_iters,
+                    budget=self.sched.budget)
+        if self.resumed_from is None:
+            self.log.write(event="start", step=0, name=cfg.name, config=config_to_dict(cfg), **base)
+        else:
+            self.log.write(event="resume", step=self.step, **base)
+        # per-invocation accounting: the current log interval and images/s over the run
+        self.interval: dict[str, float] = {}
+        self.interval_steps, self.interval_t0 = 0, time.perf_counter()
+        self.run_images, self.run_time = 0, 0.0           # images/s over the run (first step excluded)
+        self.last_record: dict = {}
+        self.term_names: list[str] | None = None
+        from posedet.losses import posedet_loss
+
+        self.loss_fn, self.loss_kwargs = posedet_loss, loss_arguments(cfg)
+
+    def _per_rank_batch(self) -> int:
+        tc, world = self.tc, self.proc.world
+        if tc.batch_size % world:
+            raise TrainError(f"train.batch_size {tc.batch_size} is not divisible by the "
+                             f"{world} processes")
+        per_rank = tc.batch_size // world
+        if per_rank % tc.micro_batches:
+            raise TrainError(f"train.micro_batches {tc.micro_batches} does not divide the per-process "
+                             f"batch {per_rank} (batch_size {tc.batch_size} / {world} processes)")
+        return per_rank
+
+    def _build_data(self, train_ann: str, train_images: str | None) -> None:
+        from posedet.data.dataset import PoseTrainDataset
+        from posedet.data.reader import load_coco_keypoints
+
+        cfg, tc = self.cfg, self.tc
+        index = load_coco_keypoints(train_ann, train_images, skeleton=cfg.model.skeleton)
+        self.skeleton = index.skeleton
+        self.k = k = self.skeleton.num_keypoints
+        if cfg.model.num_keypoints is not None and cfg.model.num_keypoints != k:
+            raise TrainError(f"model.num_keypoints is {cfg.model.num_keypoints} but {train_ann} has "
+                             f"{k} keypoints (skeleton {self.skeleton.name!r})")
+        if tc.crop == "person":
+            dataset = PoseTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
+                                       scale_range=tuple(tc.scale_range), flip_prob=tc.flip_prob,
+                                       min_keypoints=tc.min_keypoints)
+        else:
+            dataset = FullImageTrainDataset(index, input_size=tc.input_size, rng_seed=tc.seed,
+                                            flip_prob=tc.flip_prob, min_keypoints=tc.min_keypoints)
+        if len(dataset) == 0:
+            raise TrainError(f"{train_ann}: no image with a trainable person "
+                             f"(≥ {tc.min_keypoints} labelled keypoints)")
+        self.dataset = dataset
+        self.sampler = DistributedSampler(dataset, num_replicas=self.proc.world, rank=self.proc.rank,
+                                          shuffle=True, seed=tc.seed, drop_last=True)
+        self.steps_per_epoch = len(self.sampler) // self.per_rank
+        if self.steps_per_epoch < 1:
+            raise TrainError(f"{train_ann}: {len(dataset)} training images give no full batch of "
+                             f"{tc.batch_size}")
+
+    def _build_model(self) -> None:
+        tc, proc = self.tc, self.proc
+        self.model = build_model_for(self.cfg, self.k).to(proc.dev)
+        self.signature = model_signature(self.model)
+        self.net = self.model
+        if proc.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[proc.dev.index] if proc.dev.type == "cuda" else None,
+                find_unused_parameters=tc.find_unused_parameters)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, tc, self.sched)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+
+    def _restore_or_start(self, resume: bool) -> None:
+        """Resume from last.pt when asked and it is this run's (same recipe, a schedule that
+        trained its steps as this one would); otherwise start clean."""
+        main, last_path = self.proc.main, self.last_path
+        state = None
+        if resume and last_path.exists():
+            state = ckpt_io.load_checkpoint(last_path, map_location="cpu")
+            why = self._why_not_resume(state)
+            if why:
+                # resuming would "finish" with the other run's weights: start again instead
+                if main:
+                    print(f"posedet train: {last_path} was trained {why}; starting from scratch",
+                          file=sys.stderr)
+                state = None
+        if state is not None:
+            _check_resume(state, last_path, self.signature, self.k)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            ckpt_io.load_scheduler_state(self.scheduler, state["scheduler"])
+            set_milestones(self.scheduler, self.sched.milestones)      # this run's later ones
+            if state.get("scaler") is not None and self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["scaler"])
+            ckpt_io.set_rng_state(state["rng"])
+            self.step = self.resumed_from = int(state["step"])
+            self.prior_train_s = float(state.get("train_s", 0.0))
+            if int(state.get("total_steps", self.total_steps)) != self.total_steps and main:
+                print(f"posedet train: {last_path} was a {state.get('total_steps')}-step run; "
+                      f"continuing to {self.total_steps} steps", file=sys.stderr)
+        elif resume and main and not last_path.exists():
+            print(f"posedet train: no {last_path} yet; starting from scratch", file=sys.stderr)
+        if self.resumed_from is None and main:
+            # a fresh start: nothing of an earlier run in this folder may look like this run's
+            for old in [self.final_path, self.out / "summary.json",
+                        *sorted((self.out / "snapshots").glob("step*.pt"))]:
+                old.unlink(missing_ok=True)
+
+    def _why_not_resume(self, state: dict) -> str | None:
+        """None if ``state`` (a last.pt) may be continued by this run, else why not."""
+        old_config = state.get("config") or {}
+        changed = config_changes(old_config, config_to_dict(self.cfg))
+        if changed:          # another experiment in the same folder (e.g. loss.centroid edited)
+            return f"with another config ({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''})"
+        step = int(state["step"])
+        try:
+            old = train_schedule(config_from_dict(old_config).train, self.steps_per_epoch)
+        except ValueError as e:
+            return f"with a config this version cannot read ({e})"
+        if step > self.total_steps:
+            return f"for {step} steps, more than this run's {self.total_steps} (budget {self.sched.budget:g})"
+        if old.lr_prefix(step) != self.sched.lr_prefix(step):
+            # e.g. another train.budget: its warm-up and lr drops fall elsewhere, so the steps
+            # done are not this run's first steps
+            return (f"on another schedule (budget {old.budget:g}: warm-up {old.warmup_iters}, lr "
+                    f"milestones {old.milestones} of {old.total_steps} steps; now budget "
+                    f"{self.sched.budget:g}: warm-up {self.sched.warmup_iters}, milestones "
+                    f"{self.sched.milestones} of {self.total_steps})")
+        return None
+
+    # ----------------------------------------------------------------------- the loop
+
+    def loop(self, stop_after_steps: int | None = None) -> int:
+        """Steps until the run's length or the time budget; returns the exit code."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
+                        disable=not self.proc.main, dynamic_ncols=True, mininterval=1.0)
+        self.model.train()
+        status = "complete" if self.step >= self.total_steps else None
+        while status is None:
+            epoch = self.step // self.steps_per_epoch
+            for batch in self._epoch_loader(epoch):
+                t_step = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                try:
+                    vals, over_budget = self.step_once(batch)
+                except _NonFinite as e:
+                    return self._stop_non_finite(e.terms, epoch)
+                self._account(vals, time.perf_counter() - t_step)
+                self._log_interval(lr, over_budget)
+                status = self.status_after_step(over_budget)
+                self.checkpoint_on_cadence(status)
+                if stop_after_steps is not None and self.step >= stop_after_steps:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(EXIT_DEBUG_STOP)
+                if status is not None:
+                    break
+        self.bar.close()
+        return self.finish(status)
+
+    def _epoch_loader(self, epoch: int) -> DataLoader:
+        """The rest of ``epoch``'s batches (a resumed run skips the ones already done)."""
+        tc = self.tc
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        skip = (self.step % self.steps_per_epoch) * self.per_rank
+        gen = torch.Generator()
+        gen.manual_seed(tc.seed * 100003 + epoch)
+        from posedet.data.dataset import collate_train
+
+        return DataLoader(self.dataset,
+                          batch_sampler=BatchSampler(SkipSampler(self.sampler, skip), self.per_rank,
+                                                     drop_last=True),
+                          collate_fn=collate_train, num_workers=tc.num_workers, generator=gen,
+                          pin_memory=self.proc.dev.type == "cuda")
+
+    # ------------------------------------------------------------------------ one step
+
+    def step_once(self, batch: dict) -> tuple[list[float], bool]:
+        """One optimiser step on ``batch``: forward/backward over its micro-batches, then one
+        collective (non-finite flags, loss terms, counts, the budget flag) and the update.
+        Returns the reduced values (flags, then sums, per term) and whether any process is over
+        the time budget. Raises ``_NonFinite`` before the optimiser step."""
+        proc, tc = self.proc, self.tc
+        dev, parts = proc.dev, tc.micro_batches
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        for j, mb in enumerate(split_batch(batch, parts)):
+            images = mb["images"].to(dev, non_blocking=True)
+            targets = to_device(mb["targets"], dev)
+            sync = nullcontext() if (not proc.distributed or j == parts - 1) else self.net.no_sync()
+            with sync:
+                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
+                    outputs = self.net(images)
+                losses = self.loss_fn(float_outputs(outputs), targets, list(self.skeleton.sigmas),
+                                      **self.loss_kwargs)
+                self.scaler.scale(losses["loss"] / parts).backward()
+            for name, v in losses.items():
+                v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+                sums[name] = sums.get(name, 0.0) + v.to(dev)
+        if self.term_names is None:
+            # loss terms in the loss function's order (the first non-finite one is named)
+            self.term_names = sorted(sums, key=lambda n: 0 if n.startswith("loss_") else 1 if n == "loss" else 2)
+        names = self.term_names
+        budget_s = self.sched.max_minutes * 60.0 if self.sched.max_minutes else None
+        over_budget = budget_s is not None and time.monotonic() - self.t_start > budget_s
+        vec = torch.stack([(~torch.isfinite(sums[n])).float() for n in names]
+                          + [torch.nan_to_num(sums[n], nan=0.0, posinf=0.0, neginf=0.0) for n in names]
+                          + [torch.tensor(float(over_budget), device=dev)])
+        if proc.distributed:
+            dist.all_reduce(vec)
+        vals = vec.cpu().tolist()
+        bad = [n for n, f in zip(names, vals[:len(names)]) if f > 0]
+        if bad:
+            raise _NonFinite(bad)
+        if tc.grad_clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return vals, vals[-1] > 0
+
+    def _account(self, vals: list[float], dt: float) -> None:
+        """Add one step's loss terms to the log interval, and its time to the run's images/s."""
+        n_terms, denom = len(self.term_names), self.proc.world * self.tc.micro_batches
+        for n, v in zip(self.term_names, vals[n_terms:2 * n_terms]):
+            v = v if n.startswith("num_") else v / denom
+            self.interval[n] = self.interval.get(n, 0.0) + v
+        self.interval_steps += 1
+        if self.step > (self.resumed_from or 0) + 1:
+            self.run_images += self.tc.batch_size
+            self.run_time += dt
+        self.bar.update(1)
+
+    def _log_interval(self, lr: float, over_budget: bool) -> None:
+        step = self.step
+        if not (step % self.tc.log_every == 0 or step == self.total_steps or over_budget):
+            return
+        elapsed = time.perf_counter() - self.interval_t0
+        rec = {"step": step, "epoch": (step - 1) // self.steps_per_epoch, "lr": lr}
+        rec.update({n: v / self.interval_steps for n, v in self.interval.items()})
+        rec["images_per_s"] = self.interval_steps * self.tc.batch_size / max(elapsed, 1e-9)
+        rec["elapsed_s"] = round(time.monotonic() - self.t_start, 3)
+        self.log.write(**rec)
+        self.last_record = rec
+        self.bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}")
+        self.interval, self.interval_steps, self.interval_t0 = {}, 0, time.perf_counter()
+
+    # ----------------------------------------------------------------------- stopping
+
+    def status_after_step(self, over_budget: bool) -> str | None:
+        """"complete" at the run's length, "stopped_on_budget" past the time budget, else None."""
+        if self.step >= self.total_steps:
+            return "complete"
+        if over_budget:
+            return "stopped_on_budget"
+        return None
+
+    def _stop_non_finite(self, terms: list[str], epoch: int) -> int:
+        name, step = terms[0], self.step + 1
+        msg = f"non-finite {name} at step {step}"
+        self.log.write(event="non_finite", step=step, epoch=epoch, term=name, terms=terms)
+        self.bar.close()
+        if self.proc.main:
+            kept = (f"last good checkpoint: {self.last_path}" if self.last_path.exists()
+                    else "no checkpoint was written before it")
+            print(f"posedet train: {msg}; {kept}", file=sys.stderr)
+            self._write_summary("non_finite", msg=msg)
+        return EXIT_NON_FINITE
+
+    def finish(self, status: str) -> int:
+        step, tc = self.step, self.tc
+        if status == "stopped_on_budget":
+            self.log.write(event="stopped_on_budget", step=step, epoch=(step - 1) // self.steps_per_epoch,
+                           max_minutes=self.sched.max_minutes, total_steps=self.total_steps)
+            if self.proc.main:
+                print(f"posedet train: stopped on the time budget ({self.sched.max_minutes} min) after "
+                      f"step {step} of {self.total_steps}", file=sys.stderr)
+        if self.proc.main:
+            if status == "complete":
+                self.log.write(event="done", step=step)
+            self._write_summary(status)
+        self.save_final(complete=status == "complete")   # last: final.pt means everything is written
+        return 0
+
+    def _write_summary(self, status: str, msg: str | None = None) -> None:
+        _write_summary(self.out, status, self.step, self.total_steps, self.steps_per_epoch,
+                       self.proc.world, self.proc.dev, self.cfg, self.run_images, self.run_time,
+                       self.last_record, self.t_start, msg=msg, budget=self.sched.budget)
+
+    # --------------------------------------------------------------------- checkpoints
+
+    def checkpoint_on_cadence(self, status: str | None) -> None:
+        """Snapshot (learning curve) and last.pt every so many steps (the schedule's, budget
+        applied) and when the run stops."""
+        step, sched = self.step, self.sched
+        if sched.snapshot_every and (step % sched.snapshot_every == 0 or status is not None):
+            self.save_snapshot()
+        if status is not None or step % sched.ckpt_every == 0:
+            self.save_last(complete=status == "complete")
+
+    def _train_s(self) -> float:
+        return round(self.prior_train_s + time.monotonic() - self.t_start, 3)
+
+    def payload(self, complete: bool) -> dict:
         return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": ckpt_io.scheduler_state(scheduler),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": ckpt_io.rng_state(), "step": step, "epoch": step // steps_per_epoch,
-            "total_steps": total_steps, "complete": complete,
-            "train_s": round(prior_train_s + time.monotonic() - t_start, 3),
-            "config": config_to_dict(cfg), "model_signature": signature,
-            "skeleton": ckpt_io.skeleton_dict(skeleton),
-            "meta": {"torch": str(torch.__version__), "world_size": world, "device": dev.type},
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": ckpt_io.scheduler_state(self.scheduler),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": ckpt_io.rng_state(), "step": self.step, "epoch": self.step // self.steps_per_epoch,
+            "total_steps": self.total_steps, "complete": complete,
+            "train_s": self._train_s(),
+            "config": config_to_dict(self.cfg), "model_signature": self.signature,
+            "skeleton": ckpt_io.skeleton_dict(self.skeleton),
+            "meta": {"torch": str(torch.__version__), "world_size": self.proc.world,
+                     "device": self.proc.dev.type},
         }
 
-    def save_last(complete: bool = False) -> None:
-        if main_proc:
-            ckpt_io.save_checkpoint(last_path, payload(complete))
-
-    def weights_only(complete: bool) -> dict:
-        p = payload(complete)
+    def weights_only(self, complete: bool) -> dict:
+        p = self.payload(complete)
         for key in ("optimizer", "scheduler", "scaler", "rng"):
             p[key] = None
         return p
 
-    def save_final(complete: bool) -> None:
-        if main_proc:
-            ckpt_io.save_checkpoint(final_path, weights_only(complete))
+    def save_last(self, complete: bool = False) -> None:
+        if self.proc.main:
+            ckpt_io.save_checkpoint(self.last_path, self.payload(complete))
 
-    def save_snapshot() -> None:
-        # a learning-curve point: weights plus the training time and images behind them
-        if main_proc:
-            p = weights_only(False)
-            p["meta"] = dict(p["meta"], train_s=round(prior_train_s + time.monotonic() - t_start, 3),
-                             images_seen=step * tc.batch_size)
-            ckpt_io.save_checkpoint(out / "snapshots" / f"step{step:06d}.pt", p)
-            log.write(event="snapshot", step=step, images_seen=step * tc.batch_size,
-                      train_s=p["meta"]["train_s"])
+    def save_final(self, complete: bool) -> None:
+        if self.proc.main:
+            ckpt_io.save_checkpoint(self.final_path, self.weights_only(complete))
 
-    # ---- loop
-    from tqdm import tqdm
+    def save_snapshot(self) -> None:
+        """A learning-curve point: weights plus the training time and images behind them."""
+        if not self.proc.main:
+            return
+        p = self.weights_only(False)
+        images_seen = self.step * self.tc.batch_size
+        p["meta"] = dict(p["meta"], train_s=self._train_s(), images_seen=images_seen)
+        ckpt_io.save_checkpoint(self.out / "snapshots" / f"step{self.step:06d}.pt", p)
+        self.log.write(event="snapshot", step=self.step, images_seen=images_seen,
+                       train_s=p["meta"]["train_s"])
 
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not main_proc,
-               dynamic_ncols=True, mininterval=1.0)
-    model.train()
-    loss_kwargs = dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss, pos_num=cfg.loss.pos_num,
-                       refine_pos_thr=cfg.loss.refine_pos_thr, refine_low_quality_thr=cfg.loss.refine_low_quality_thr,
-                       cls_pos_thr=cfg.loss.cls_pos_thr, cls_neg_thr=cfg.loss.cls_neg_thr,
-                       refine=cfg.model.refine, intermediate_supervision=cfg.model.intermediate_supervision,
-                       weights=config_to_dict(cfg.loss.weights))
-    sigmas = list(skeleton.sigmas)
-    parts = tc.micro_batches
-    budget_s = tc.max_minutes * 60.0 if tc.max_minutes else None
-    interval: dict[str, float] = {}
-    interval_steps, interval_t0 = 0, time.perf_counter()
-    run_images, run_time = 0, 0.0           # for images/s over the run (first step excluded)
-    status = "complete" if step >= total_steps else None
-    last_record: dict = {}
-    term_names: list[str] | None = None
-    budget_stop = False
 
-    while status is None:
-        epoch = step // steps_per_epoch
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        skip = (step % steps_per_epoch) * per_rank
-        gen = torch.Generator()
-        gen.manual_seed(tc.seed * 100003 + epoch)
-        loader = DataLoader(dataset, batch_sampler=BatchSampler(SkipSampler(sampler, skip), per_rank, drop_last=True),
-                            collate_fn=collate_train, num_workers=tc.num_workers, generator=gen,
-                            pin_memory=dev.type == "cuda")
-        for batch in loader:
-            t_step = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            sums: dict[str, torch.Tensor] = {}
-            for j, mb in enumerate(split_batch(batch, parts)):
-                images = mb["images"].to(dev, non_blocking=True)
-                targets = to_device(mb["targets"], dev)
-                sync = nullcontext() if (not distributed or j == parts - 1) else net.no_sync()
-                with sync:
-                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp):
-                        outputs = net(images)
-                    losses = posedet_loss(float_outputs(outputs), targets, sigmas, **loss_kwargs)
-                    scaler.scale(losses["loss"] / parts).backward()
-                for name, v in losses.items():
-                    v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
-                    sums[name] = sums.get(name, 0.0) + v.to(dev)
-            if term_names is None:
-                # loss terms in the loss function's order (the first non-finite one is named)
-                term_names = sorted(sums, key=lambda n: 0 if n.startswith("loss_") else 1 if n == "loss" else 2)
-            # one collective per step: non-finite flags, loss terms, counts, budget flag
-            over_budget = budget_s is not None and time.monotonic() - t_start > budget_s
-            vec = torch.stack([(~torch.isfinite(sums[n])).float() for n in term_names]
-                              + [torch.nan_to_num(sums[n], nan=0.0, posinf=0.0, neginf=0.0) for n in term_names]
-                              + [torch.tensor(float(over_budget), device=dev)])
-            if distributed:
-                dist.all_reduce(vec)
-            vals = vec.cpu().tolist()
-            n_terms = len(term_names)
-            bad = [n for n, f in zip(term_names, vals[:n_terms]) if f > 0]
-            if bad:
-                name = bad[0]
-                msg = f"non-finite {name} at step {step + 1}"
-                log.write(event="non_finite", step=step + 1, epoch=epoch, term=name, terms=bad)
-                status = "non_finite"
-                bar.close()
-                if main_proc:
-                    kept = (f"last good checkpoint: {last_path}" if last_path.exists()
-                            else "no checkpoint was written before it")
-                    print(f"posedet train: {msg}; {kept}", file=sys.stderr)
-                    _write_summary(out, status, step, total_steps, steps_per_epoch, world, dev,
-                                   cfg, run_images, run_time, last_record, t_start, msg=msg)
-                return EXIT_NON_FINITE
-            if tc.grad_clip_norm is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            budget_stop = vals[-1] > 0
-            dt = time.perf_counter() - t_step
-            denom = world * parts
-            for n, v in zip(term_names, vals[n_terms:2 * n_terms]):
-                v = v if n.startswith("num_") else v / denom
-                interval[n] = interval.get(n, 0.0) + v
-            interval_steps += 1
-            if step > (resumed_from or 0) + 1:
-                run_images += tc.batch_size
-                run_time += dt
-            bar.update(1)
-            if step % tc.log_every == 0 or step == total_steps or budget_stop:
-                elapsed = time.perf_counter() - interval_t0
-                rec = {"step": step, "epoch": (step - 1) // steps_per_epoch, "lr": lr}
-                rec.update({n: v / interval_steps for n, v in interval.items()})
-                rec["images_per_s"] = interval_steps * tc.batch_size / max(elapsed, 1e-9)
-                rec["elapsed_s"] = round(time.monotonic() - t_start, 3)
-                log.write(**rec)
-                last_record = rec
-                bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}")
-                interval, interval_steps, interval_t0 = {}, 0, time.perf_counter()
-            if step >= total_steps:
-                status = "complete"
-            elif budget_stop:
-                status = "stopped_on_budget"
-            if tc.snapshot_every and (step % tc.snapshot_every == 0 or status is not None):
-                save_snapshot()
-            if status is not None or step % tc.ckpt_every == 0:
-                save_last(complete=status == "complete")
-            if stop_after_steps is not None and step >= stop_after_steps:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(EXIT_DEBUG_STOP)
-            if status is not None:
-                break
-    bar.close()
-    if status == "stopped_on_budget":
-        log.write(event="stopped_on_budget", step=step, epoch=(step - 1) // steps_per_epoch,
-                  max_minutes=tc.max_minutes, total_steps=total_steps)
-        if main_proc:
-            print(f"posedet train: stopped on the time budget ({tc.max_minutes} min) after step "
-                  f"{step} of {total_steps}", file=sys.stderr)
-    if main_proc:
-        if status == "complete":
-            log.write(event="done", step=step)
-        _write_summary(out, status, step, total_steps, steps_per_epoch, world, dev, cfg,
-                       run_images, run_time, last_record, t_start)
-    save_final(complete=status == "complete")        # last: final.pt means everything is written
-    return 0
+def loss_arguments(cfg: Config) -> dict:
+    """``posedet_loss`` keyword arguments of a config (everything but outputs, targets, sigmas)."""
+    return dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss, pos_num=cfg.loss.pos_num,
+                refine_pos_thr=cfg.loss.refine_pos_thr, refine_low_quality_thr=cfg.loss.refine_low_quality_thr,
+                cls_pos_thr=cfg.loss.cls_pos_thr, cls_neg_thr=cfg.loss.cls_neg_thr,
+                refine=cfg.model.refine, intermediate_supervision=cfg.model.intermediate_supervision,
+                weights=config_to_dict(cfg.loss.weights))
 
 
 # Keys a resumed run may change: the run's length and budget, logging and checkpoint cadence,
-# data-loading workers, and everything that only matters at inference.
-RESUMABLE_CHANGES = ("name", "deviations", "train.iterations", "train.epochs", "train.max_minutes",
-                     "train.log_every", "train.ckpt_every", "train.snapshot_every", "train.num_workers",
-                     "infer")
+# data-loading workers, and everything that only matters at inference. A changed length or budget
+# resumes only if the steps already done were trained as this schedule would train them (the same
+# warm-up and lr drops so far: ``_Run._why_not_resume``); the later lr drops are this run's.
+RESUMABLE_CHANGES = ("name", "deviations", "train.iterations", "train.epochs", "train.budget",
+                     "train.max_minutes", "train.log_every", "train.ckpt_every", "train.snapshot_every",
+                     "train.num_workers", "infer")
 
 
 def config_changes(old: dict, new: dict) -> list[str]:
@@ -618,9 +773,10 @@ def _check_resume(state: dict, path: Path, signature, k: int) -> None:
 
 def _write_summary(out: Path, status: str, step: int, total_steps: int, steps_per_epoch: int,
                    world: int, dev: torch.device, cfg: Config, run_images: int, run_time: float,
-                   last_record: dict, t_start: float, msg: str | None = None) -> None:
+                   last_record: dict, t_start: float, msg: str | None = None,
+                   budget: float = 1.0) -> None:
     summary = {
-        "status": status, "message": msg, "steps": step, "total_steps": total_steps,
+        "status": status, "message": msg, "steps": step, "total_steps": total_steps, "budget": budget,
         "epochs": step / steps_per_epoch, "steps_per_epoch": steps_per_epoch,
         "images_per_s": (run_images / run_time) if run_time > 0 else None,
         "images_per_s_note": "global training images per second over this invocation, first step excluded",

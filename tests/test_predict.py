@@ -234,3 +234,22 @@ def test_predict_rejects_a_tampered_signature(tiny_run, synth_coco, tmp_path, ca
                    synth_coco["images"], "--out", str(tmp_path / "r.json")])
     assert rc == 2
     assert "stored model signature {'backbone': 'something_else'} differs" in capsys.readouterr().err
+
+
+def test_predict_defaults_to_the_images_folder_beside_the_annotations(tiny_run, synth_coco, tmp_path):
+    """`posedet synth --out D` writes D/annotations.json and D/images/: no --images needed."""
+    out = tmp_path / "r.json"
+    rc = _predict(["--checkpoint", str(tiny_run / "final.pt"), "--ann", synth_coco["ann"],
+                   "--out", str(out), "--device", "cpu", "--set", "infer.score_thr=0.0"])
+    assert rc == 0
+    assert {r["image_id"] for r in _check_results(out, synth_coco["ann"], 17)} == \
+        {im["id"] for im in json.loads(Path(synth_coco["ann"]).read_text())["images"]}
+
+
+def test_predict_with_no_readable_image_fails_and_writes_nothing(tiny_run, synth_coco, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = _predict(["--checkpoint", str(tiny_run / "final.pt"), "--ann", synth_coco["ann"],
+                   "--images", str(tmp_path / "no_such_folder"), "--out", str(out), "--device", "cpu"])
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "none of its 8 image(s) could be read" in err and "nothing written" in err

@@ -230,3 +230,15 @@ def test_missing_image_filtered_at_construction(tmp_path, caplog):
         ds = PoseTestDataset(idx)
     assert len(ds) == 1 and ds.skipped == [("b.jpg", "missing file")]
     assert "1 image(s) skipped" in caplog.text and "b.jpg" in caplog.text
+
+
+def test_default_image_folder_is_images_beside_the_annotations_when_it_exists(tmp_path):
+    """`posedet synth --out D` layout: D/annotations.json + D/images/ (train, predict, curve)."""
+    from posedet.data.reader import default_image_root
+
+    p = write(tmp_path, coco_dict())
+    assert default_image_root(p) == str(tmp_path)
+    (tmp_path / "images").mkdir()
+    assert default_image_root(p) == str(tmp_path / "images")
+    assert load_coco_keypoints(p).images[0].path == str(tmp_path / "images" / "a.jpg")
+    assert load_coco_keypoints(p, image_root=tmp_path).images[0].path == str(tmp_path / "a.jpg")

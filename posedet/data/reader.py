@@ -12,7 +12,9 @@ pycocotools / xtcocotools themselves.
 
 Conventions
 -----------
-* Image paths: ``image_root / file_name``; without ``image_root`` the annotation file's folder.
+* Image paths: ``image_root / file_name``; without ``image_root`` (``default_image_root``) the
+  ``images/`` folder beside the annotation file when it exists (``posedet synth``'s layout), else
+  the annotation file's folder.
   The reader never opens images (``read_image`` does, when a dataset needs the pixels).
 * Every image of the file is kept, also those without annotations (evaluation needs them).
 * Annotations with ``iscrowd=1`` and persons with no labelled keypoint are kept
@@ -202,17 +204,26 @@ def _infer_skeleton(ann_file: str, categories: list, given: Skeleton | None
         f"({', '.join(f'{s.name} ({s.num_keypoints})' for s in SKELETONS.values())})")
 
 
+def default_image_root(ann_file: str | os.PathLike) -> str:
+    """The image folder of ``ann_file`` when none is given: ``images/`` beside it if that folder
+    exists (``posedet synth --out D`` writes ``D/annotations.json`` and ``D/images/``), else the
+    annotation file's own folder."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(ann_file)))
+    images = os.path.join(folder, "images")
+    return images if os.path.isdir(images) else folder
+
+
 def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLike | None = None,
                         skeleton: Skeleton | str | None = None) -> PoseDatasetIndex:
     """Read and validate a COCO-format keypoint file.
 
-    ``image_root``: folder of the images (COCO: ``.../val2017``); default: the JSON's folder.
+    ``image_root``: folder of the images (COCO: ``.../val2017``); default: ``images/`` beside
+    the JSON when that folder exists, else the JSON's folder (``default_image_root``).
     ``skeleton``: a Skeleton or its name; default: inferred from the keypoint names.
     Raises PoseDataError (a ValueError) naming the file and the bad entry.
     """
     ann_file = os.fspath(ann_file)
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(
-        os.path.abspath(ann_file))
+    root = os.fspath(image_root) if image_root is not None else default_image_root(ann_file)
     if isinstance(skeleton, str):
         try:
             skeleton = SKELETONS[skeleton]

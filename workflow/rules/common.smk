@@ -66,7 +66,13 @@ def train_overrides(wildcards):
     if CURVE is not None:
         extra = P.curve_overrides(PRESET, wildcards.dataset, wildcards.variant, int(wildcards.seed))
     extra += [f"model.init_backbone={f}" for f in train_pretrained(wildcards)]
-    return _set_args(model_overrides(wildcards) + extra)
+    return _set_args(model_overrides(wildcards) + extra + P.budget_overrides(BUDGET))
+
+
+def pretrain_cli_args(wildcards):
+    """``posedet pretrain`` settings of the backbone (the preset's pretrain: block) and the budget."""
+    args = [f"--{k.replace('_', '-')} {v}" for k, v in P.pretrain_args(PRESET, wildcards.backbone).items()]
+    return " ".join(args + P.budget_args(BUDGET))
 
 
 def predict_overrides(wildcards):
@@ -212,5 +218,4 @@ def peer_budget_args(wildcards):
     times --config budget=K), input size and batch size."""
     b = P.peer_budget(PRESET, VARIANTS, RECIPE, wildcards.dataset, int(wildcards.seed),
                       budget=config.get("budget", PRESET.get("budget", 1)))
-    run = f"--images-budget {b['images']}" if "images" in b else f"--epochs {b['epochs']}"
-    return f"{run} --imgsz {b['imgsz']} --batch {b['batch_size']}"
+    return f"--images-budget {b['images']} --imgsz {b['imgsz']} --batch {b['batch_size']}"

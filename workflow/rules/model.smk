@@ -6,6 +6,10 @@
 # (temporary file + rename), so a killed job never leaves a truncated file that looks finished.
 # Training keeps train/last.pt (not a declared output, so Snakemake leaves it) and the rerun
 # continues from it (--resume).
+#
+# --config budget=K: every train job gets --set train.budget=K (steps, warm-up, lr milestones,
+# checkpoint and snapshot cadence scaled by K; posedet/config.py train_schedule), under RES =
+# results/<preset>/budget<K>/ (budget 1: results/<preset>/, commands unchanged).
 
 MODEL = f"{RES}/{{dataset}}/{{variant}}/seed{{seed}}"
 

@@ -1,6 +1,7 @@
 # The harness-made pretrained start (the preset's `pretrain:` block): each listed backbone is
 # pre-trained once on person segmentation over a separate synthetic split (`posedet pretrain`);
 # every variant with that backbone starts from the same file (its sha256 is in manifest.json).
+# --config budget=K runs K x its iterations (--budget K).
 
 rule pretrain:
     input:
@@ -10,7 +11,7 @@ rule pretrain:
         manifest=f"{RES}/pretrain/{{backbone}}/manifest.json",
     params:
         posedet=POSEDET,
-        args=lambda wc: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in P.pretrain_args(PRESET, wc.backbone).items()),
+        args=pretrain_cli_args,
         out=lambda wc, output: str(Path(output.backbone).parent),
     threads: TRAIN_THREADS
     conda:
