@@ -536,7 +536,8 @@ def peer_val_set(preset: dict, dataset: str) -> str:
 def peer_budget(preset: dict, variants: dict, recipe: str, dataset: str, seed: int = 0,
                 budget: float = 1.0) -> dict:
     """The PoseDet baseline's training budget on ``dataset``: images (iterations x batch size,
-    times ``budget``), input size and batch size — what a peer trained beside it gets."""
+    times ``budget``; a recipe in epochs: its epochs times ``budget``), input size and batch size —
+    what a peer trained beside it gets."""
     from posedet.config import load_config
 
     if "baseline" not in variants:
@@ -545,6 +546,8 @@ def peer_budget(preset: dict, variants: dict, recipe: str, dataset: str, seed: i
     if not budget > 0:
         raise PresetError(f"budget must be > 0, got {budget}")
     t = load_config(recipe, model_overrides(preset, variants, dataset, "baseline", seed)).train
+    out = {"batch_size": int(t.batch_size), "imgsz": int(t.input_size), "budget": budget}
+    if t.iterations is None:               # a run in epochs (the paper's recipe): the same epochs
+        return {"epochs": max(1, round(int(t.epochs) * budget)), **out}
     iterations = max(1, round(int(t.iterations) * budget))
-    return {"images": iterations * int(t.batch_size), "iterations": iterations, "batch_size": int(t.batch_size),
-            "imgsz": int(t.input_size), "budget": budget}
+    return {"images": iterations * int(t.batch_size), "iterations": iterations, **out}

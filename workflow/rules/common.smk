@@ -218,4 +218,5 @@ def peer_budget_args(wildcards):
     times --config budget=K), input size and batch size."""
     b = P.peer_budget(PRESET, VARIANTS, RECIPE, wildcards.dataset, int(wildcards.seed),
                       budget=config.get("budget", PRESET.get("budget", 1)))
-    return f"--images-budget {b['images']} --imgsz {b['imgsz']} --batch {b['batch_size']}"
+    run = f"--images-budget {b['images']}" if "images" in b else f"--epochs {b['epochs']}"
+    return f"{run} --imgsz {b['imgsz']} --batch {b['batch_size']}"
