@@ -1,6 +1,6 @@
 """`posedet report` on tiny fake results trees written here (no training): every number in a table
-comes from a file, spreads and near-differences are marked, the files are valid, and missing inputs
-print "—" and are listed instead of crashing."""
+comes from a file, spreads and near-differences are marked, the files are valid, missing inputs
+print "—" and are listed instead of crashing; the findings' verdict rules on hand-made numbers."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from posedet import cli
+from posedet.report import findings as FD
 from posedet.report.build import build_report, figure3_findings, upper_bound_studies
 from posedet.report.collect import Inputs, aggregate, within_spread
 from posedet.report.paper_numbers import load_paper_numbers, paper_row
@@ -95,6 +96,7 @@ def _ub_study(name, protocol, iou_sup, oks_sup, iou_aph, oks_aph):
 T4_ON = [0.50, 0.52, 0.54]         # mean 52.0, std 2.0
 T4_OFF = [0.30, 0.34]              # mean 32.0, range 30.0–34.0
 T4_COARSE = [0.51, 0.53, 0.55]     # mean 53.0: within the spread of JR on (|Δ| = 1.0 < 2.0)
+PEER_CROWD = [0.30, 0.31, 0.32]    # YOLO11n-pose trained beside the baseline: mean 31.0
 
 
 def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -> dict:
@@ -140,6 +142,14 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
         run = crowd / off / f"seed{k}"
         _write(run / "train" / "summary.json", {"wall_s": 90.0, "config": _config(refine=False)})
         _write(run / "metrics" / "synth_crowdpose-val.refined.oks.json", {"metrics": _crowd_metrics(ap)})
+    for k, ap in enumerate(PEER_CROWD):     # a peer: its own trainer, no PoseDet config
+        run = crowd / "yolo11n_pose" / f"seed{k}"
+        _write(run / "train" / "summary.json", {"wall_s": 600.0, "images_seen": 7000, "trainer": "ultralytics"})
+        _write(run / "metrics" / "synth_crowdpose-val.refined.oks.json", {"metrics": _crowd_metrics(ap)})
+    run = res / "synth_coco" / "yolo11n_pose" / "seed0"
+    _write(run / "train" / "summary.json", {"wall_s": 600.0, "images_seen": 7000})
+    _write(run / "metrics" / "synth_coco-val.refined.oks.json",
+           {"metrics": {"AP": 0.1, "AP50": 0.3, "AP75": 0.05, "APM": 0.02, "APL": 0.2}})
     for var, cen, is_on, ap in (("box_centroid", "box", True, 0.4567), ("no_is", "keypoints", False, 0.4678),
                                 ("box_no_is", "box", False, 0.4789)):
         run = crowd / var / "seed0"
@@ -160,7 +170,13 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
             {"name": "posedet", "backbone": "dla34", "input_short_side": 512, "device": "cuda", "dtype": "float32",
              "network_ms": {"median": 20.0}, "end_to_end_ms": 30.0, "fps": 50.0, "weights": "random"},
             {"name": "posedet", "backbone": "hrnet_w48", "input_short_side": 640, "device": "cpu",
-             "dtype": "float32", "network_ms": 400.0, "end_to_end_ms": 450.0, "fps": 2.5, "weights": "random"},
+             "dtype": "float32", "network_ms": 400.0, "end_to_end_ms": 450.0, "fps": 2.5, "weights": "random",
+             "spread": {"p10_ms": 380.0, "p90_ms": 420.0, "n": 5}},
+            {"name": "HigherHRNet-style", "backbone": "hrnet_w48", "input_short_side": 640, "device": "cpu",
+             "dtype": "float32", "network_ms": 1000.0, "fps": 1.0, "weights": "random",
+             "spread": {"p10_ms": 950.0, "p90_ms": 1100.0, "n": 5}},
+            {"name": "YOLO11n-pose", "backbone": "yolo11n", "input_short_side": 512, "device": "cpu",
+             "dtype": "float32", "network_ms": 50.0, "fps": 20.0, "weights": "random"},
             {"name": "higherhrnet", "backbone": "hrnet_w48", "input_short_side": 640, "device": "cuda",
              "dtype": "float32", "network_ms": 125.0, "fps": 8.0, "weights": "random"},
             {"name": "posedet", "backbone": "dla34", "input_short_side": 512, "device": "cuda", "people": 5,
@@ -262,8 +278,11 @@ def test_table1_cells_come_from_the_files(report):
     assert _cell(md, hh, "AP (meas.)") == ""                  # peers are not trained: blank, not missing
     assert _cell(md, hh, "AP (paper)") == "65.7"
     assert "synth_coco-val" in md and "instead of COCO test-dev" in md
-    assert "random" in md and "network time does not depend on trained weights" in md
     assert "HRNet-W48 → hrnet_w48_standin" in md
+    # the peer trained here: its own row, measured AP, the bench's FPS at its input size
+    peer = lambda r: r[0] == "YOLO11n-pose (trained here, same data and budget)"  # noqa: E731
+    assert _cell(md, peer, "AP (meas.)") == "10.0" and _cell(md, peer, "AP (paper)") == ""
+    assert _cell(md, peer, "FPS CPU (meas.)") == "20.0 @512" and _cell(md, peer, "Trained as") == "yolo11n_pose"
 
 
 def test_tta_tables(report):
@@ -288,17 +307,22 @@ def test_table4_spread_and_marks(report):
     assert _cell(md, coarse, "AP (meas.)") == "53.0 ± 2.0 ≈"       # |Δ| = 1.0 < std 2.0
     assert _cell(md, coarse, "AP (paper)") == ""
     assert "*without* refinement" in md
-    assert "mean ± sample std (n ≥ 3)" in md and "mean [min–max] (n = 2)" in md
-    # the recipe's deviations and the resolved-config deviations reach the caption
-    assert "train.input_size=256 (paper: 512)" in md
-    assert "model.neck_channels=64 (paper: unset)" in md
+    assert "± sample std (n ≥ 3)" in md and "[min–max] (n = 2)" in md     # the legend
+    assert "n = 2–3 seeds per cell" in md
+    # the deviations are one table in index.html: the caption links it and does not repeat it
+    assert "[deviations table](index.html#deviations)" in md
+    assert "train.input_size" not in md and "(paper: unset)" not in md
+    peer = lambda r: r[0].startswith("YOLO11n-pose (trained here")  # noqa: E731
+    assert _cell(md, peer, "AP (meas.)") == "31.0 ± 1.0" and _cell(md, peer, "Variant") == "yolo11n_pose"
 
 
 def test_table5_models_from_resolved_configs(report):
     _, out, _ = report
     md = (out / "table5.md").read_text()
     rows = _md_rows(md)
-    assert len(rows) == 1 + 8
+    assert len(rows) == 1 + 8 + 1                 # eight PoseDet rows and the peer's
+    assert rows[-1][0].startswith("YOLO11n-pose") and rows[-1][3] == "yolo11n_pose"
+    rows = rows[:-1]
     header = rows[0]
     by_var_nms = {}
     c_cur = n_cur = None
@@ -371,11 +395,14 @@ def test_figure3_both_protocols_and_finding(report):
 def test_figures_written(report):
     _, out, res = report
     names = {f["file"] for f in res["figures"]}
-    for n in ("figure3_crowdpose_val.png", "figure_speed_accuracy.png", "figure5_synth_crowdpose-val.png",
-              "figure4_synth_crowdpose_synth_crowdpose-val.png", "figure_training_synth_coco.png",
+    for n in ("figure3_crowdpose_val.png", "figure_speed_accuracy.png", "figure_training_synth_coco.png",
               "figure_learning_curve.png", "figure_people_sweep.png"):
         assert n in names, names
         assert (out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", n
+    for n in ("figure5_synth_crowdpose-val.jpg", "figure4_synth_crowdpose_synth_crowdpose-val.jpg"):
+        assert n in names, names                  # photographs: JPEG
+        assert (out / n).read_bytes()[:3] == b"\xff\xd8\xff", n
+    assert not any(f.startswith("figure_training") and "yolo" in f for f in names)
 
 
 def test_index_html_links_everything(report):
@@ -420,6 +447,7 @@ def test_missing_metric_prints_dash_and_is_listed(tmp_path):
 
 def test_empty_tree_does_not_crash_and_strict_exits_1(tmp_path, capsys):
     res_dir, out = tmp_path / "results" / "nothing", tmp_path / "reports" / "nothing"
+    res_dir.mkdir(parents=True)
     assert cli.main(["report", "--preset", "nothing", "--results", str(res_dir), "--out", str(out)]) == 0
     for n in range(1, 6):
         assert (out / f"table{n}.md").is_file() and (out / f"table{n}.tex").is_file()
@@ -453,7 +481,7 @@ def test_preset_experiments_choose_models_and_sets(tmp_path):
     md3 = (out / "table3.md").read_text()
     assert _cell(md3, lambda r: r[0] == "PoseDet (Ours)", "AP (meas.)") == "61.1 ± 0.0"
     names = {f["file"] for f in res["figures"]}
-    assert {"figure4_synth_crowdpose_synth_crowdpose-val.png", "figure5_synth_crowdpose-val.png"} <= names
+    assert {"figure4_synth_crowdpose_synth_crowdpose-val.jpg", "figure5_synth_crowdpose-val.jpg"} <= names
     # images found through the preset's data layout (results/<preset>/data/<name>/<split>/images)
     assert not [w for w, what in res["missing"] if "image file" in what]
 
@@ -478,3 +506,242 @@ def test_bench_rows_with_a_people_count_stay_table_rows_when_a_sweep_list_exists
 
     rows, sweep, _ = T.bench_rows(FakeInputs())
     assert [r["fps"] for r in rows] == [2.0] and [r["people"] for r in sweep] == [1]
+
+
+# ============================================================================== verdict rules (pure)
+
+def test_unpaired_verdicts_on_hand_made_numbers():
+    hi, lo = [50.0, 52.0, 54.0], [30.0, 31.0, 32.0]
+    r = FD.compare_unpaired(hi, lo, +1)
+    assert r["verdict"] == FD.HOLDS and r["effect"] == pytest.approx(21.0) and r["n"] == (3, 3)
+    assert r["spread"] == pytest.approx(2.0)                       # the larger sample std
+    assert FD.compare_unpaired(hi, lo, -1)["verdict"] == FD.CONTRADICTED    # the paper's sign is negative
+    assert FD.compare_unpaired(lo, hi, +1)["verdict"] == FD.CONTRADICTED
+    # within the seed spread: |Δ| = 1 ≤ std 2
+    r = FD.compare_unpaired(hi, [49.0, 51.0, 53.0], +1)
+    assert r["verdict"] == FD.NOT_RESOLVED and "within the seed spread" in r["reason"]
+    # |Δ| = 1.7 > the larger std (0.95) but the seed ranges overlap (7 ≤ 8)
+    r = FD.compare_unpaired([10.0] * 9 + [7.0], [8.0] * 10, +1)
+    assert r["verdict"] == FD.NOT_RESOLVED and "overlap" in r["reason"]
+    # n = 1 in an arm: no spread, never resolved, whatever the difference
+    r = FD.compare_unpaired([90.0], [10.0, 11.0], +1)
+    assert r["verdict"] == FD.NOT_RESOLVED and "n = 1" in r["reason"] and r["effect"] == pytest.approx(79.5)
+    # an input missing
+    r = FD.compare_unpaired(None, lo, +1, "results/x/metrics/a.json")
+    assert r["verdict"] == FD.NOT_RESOLVED and r["reason"] == "input missing: results/x/metrics/a.json"
+    assert FD.compare_unpaired([], lo, +1)["reason"] == "input missing"
+
+
+def test_a_difference_within_the_seed_spread_never_holds():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        na, nb = rng.integers(1, 6, size=2)
+        a = list(rng.normal(rng.uniform(-3, 3), rng.uniform(0.1, 3), na))
+        b = list(rng.normal(0, rng.uniform(0.1, 3), nb))
+        r = FD.compare_unpaired(a, b, +1)
+        spreads = [np.std(x, ddof=1) for x in (a, b) if len(x) > 1]
+        if min(na, nb) < 2 or abs(np.mean(a) - np.mean(b)) <= max(spreads):
+            assert r["verdict"] == FD.NOT_RESOLVED, (a, b, r)
+        d = list(rng.normal(rng.uniform(-2, 2), rng.uniform(0.1, 2), na))
+        rp = FD.compare_paired(d, +1)
+        if na < 2 or abs(np.mean(d)) <= np.std(d, ddof=1):
+            assert rp["verdict"] == FD.NOT_RESOLVED, (d, rp)
+
+
+def test_paired_verdicts_on_hand_made_numbers():
+    r = FD.compare_paired([1.0, 1.2, 0.9], +1)
+    assert r["verdict"] == FD.HOLDS and r["effect"] == pytest.approx(31 / 30) and r["n"] == 3
+    assert FD.compare_paired([1.0, 1.2, 0.9], -1)["verdict"] == FD.CONTRADICTED
+    assert FD.compare_paired([-1.0, -1.2, -0.9], +1)["verdict"] == FD.CONTRADICTED
+    r = FD.compare_paired([1.0, -0.5, 2.0], +1)                    # a seed with the other sign
+    assert r["verdict"] == FD.NOT_RESOLVED and "not all of one sign" in r["reason"]
+    r = FD.compare_paired([1.0, 3.0], +1)                          # |mean| 2 ≤ 2·s/√n = 2
+    assert r["verdict"] == FD.NOT_RESOLVED and "2·SE" in r["reason"]
+    r = FD.compare_paired([5.0], +1)
+    assert r["verdict"] == FD.NOT_RESOLVED and r["reason"] == "n = 1 seed: no spread"
+    assert FD.compare_paired(None, +1, "coarse output")["reason"] == "input missing: coarse output"
+    assert FD.compare_paired([0.0, 0.0, 0.0], +1)["verdict"] == FD.NOT_RESOLVED
+
+
+def test_timing_and_count_verdicts():
+    t = lambda med, lo, hi, n=5: {"median_ms": med, "lo_ms": lo, "hi_ms": hi, "n": n}  # noqa: E731
+    r = FD.compare_timing(t(400, 380, 420), t(1000, 950, 1100), +1)
+    assert r["verdict"] == FD.HOLDS and r["effect"] == pytest.approx(2.5)
+    assert FD.compare_timing(t(1000, 950, 1100), t(400, 380, 420), +1)["verdict"] == FD.CONTRADICTED
+    r = FD.compare_timing(t(400, 300, 900), t(500, 450, 600), +1)
+    assert r["verdict"] == FD.NOT_RESOLVED and "overlap" in r["reason"]
+    assert "n = 1" in FD.compare_timing(t(400, 380, 420, 1), t(1000, 950, 1100), +1)["reason"]
+    assert FD.compare_timing({"median_ms": 400}, t(1000, 950, 1100), +1)["reason"] == "no spread recorded"
+    assert FD.compare_timing(None, t(1000, 950, 1100), +1)["reason"].startswith("input missing")
+    # time against people: +10 % tolerance
+    assert FD.compare_no_growth(t(100, 98, 102), t(104, 102, 106))["verdict"] == FD.HOLDS
+    assert FD.compare_no_growth(t(100, 98, 102), t(200, 190, 210))["verdict"] == FD.CONTRADICTED
+    assert FD.compare_no_growth(t(100, 90, 110), t(110, 100, 125))["verdict"] == FD.NOT_RESOLVED
+    # Figure 3 counts: (threshold, OKS suppressed, IoU suppressed)
+    assert FD.compare_counts([(0.3, 10, 40), (0.5, 5, 20), (1.0, 0, 0)])["verdict"] == FD.HOLDS
+    assert FD.compare_counts([(0.3, 30, 5), (0.5, 12, 2)])["verdict"] == FD.CONTRADICTED
+    assert FD.compare_counts([(0.3, 10, 40), (0.5, 9, 2)])["verdict"] == FD.NOT_RESOLVED
+    r = FD.compare_counts([(0.3, 10, 40), (0.5, 3, 3)])            # equal counts: no evidence
+    assert r["verdict"] == FD.NOT_RESOLVED and r["n"] == 1
+    assert FD.compare_counts([])["reason"] == "input missing"
+    assert FD.expected_sign(14.2) == 1 and FD.expected_sign(-0.3) == -1 and FD.expected_sign(0.0, 1) == 1
+    assert FD.expected_sign(None, -1) == -1
+
+
+# ============================================================================== findings on a results tree
+
+def _finding(res, claim_part: str, compared_part: str = "", metric: str | None = None):
+    hits = [f for f in res["findings"] if claim_part in f.claim and compared_part in f.compared
+            and (metric is None or f.extra.get("metric") == metric)]
+    assert len(hits) == 1, [(f.claim, f.compared) for f in hits]
+    return hits[0]
+
+
+def test_findings_from_the_fake_tree(report):
+    tree, out, res = report
+    jr = _finding(res, "Joint refinement raises AP", "no_refine", "AP")
+    assert jr.verdict == FD.HOLDS and jr.paper == "+14.2" and jr.link == "table4-jr_on"
+    assert "+20.0 AP (52.0 ± 2.0 vs 32.0 ± 2.8; n = 3 / 2 seeds" in jr.measured
+    assert _finding(res, "Joint refinement raises AP75", "no_refine").paper == "+21.2"
+    # refined vs the same models' coarse output: 1 point lower at every seed → resolved, contradicted
+    # (Table 4 marks the cell ≈: the arms' spread; the paired differences have none)
+    own = _finding(res, "Joint refinement raises AP (within one model)", metric="AP")
+    assert own.verdict == FD.CONTRADICTED and own.measured.startswith("-1.0")
+    nms = _finding(res, "OKS-NMS beats IoU-NMS", metric="AP_hard")
+    assert nms.verdict == FD.HOLDS and nms.paper == "+1.2" and "n = 3" in nms.measured
+    most = _finding(res, "OKS-NMS helps most on AP(H)")
+    assert most.verdict == FD.NOT_RESOLVED and most.paper == "+0.9"          # equal gains here
+    cen = _finding(res, "Keypoint-centroid", metric="AP_hard")
+    assert cen.verdict == FD.NOT_RESOLVED and "n = 1" in cen.result["reason"]
+    ub = {f.compared: f.verdict for f in res["findings"] if f.source == "Figure 3"}
+    assert ub == {"GT upper bound on crowdpose_val, authors protocol": FD.HOLDS,
+                  "GT upper bound on crowdpose_val, eval protocol": FD.CONTRADICTED}
+    assert _finding(res, "TTA", "baseline").verdict == FD.HOLDS
+    assert _finding(res, "TTA", "hrnet_w32").result["reason"].startswith("input missing")
+    speed = _finding(res, "faster than bottom-up HigherHRNet", "HRNet-W48-sized backbone, CPU")
+    assert speed.verdict == FD.HOLDS and speed.measured.startswith("2.50×") and speed.paper.startswith("2.5×")
+    peer = _finding(res, "YOLO11n-pose", "CrowdPose layout")
+    assert peer.verdict == FD.HOLDS and peer.extra["ratio"] == pytest.approx(52.0 / 31.0)
+    assert "AP ratio 1.68 (goal ≥ 1.2: reached" in peer.measured and "10 min, 7,000 images" in peer.measured
+    assert _finding(res, "YOLO11n-pose", "COCO layout").verdict == FD.NOT_RESOLVED
+    # summary.md: one line per finding, computed verdicts, links into index.html
+    md = (out / "summary.md").read_text()
+    assert md.startswith("# Does the paper hold here?")
+    assert md.count("\n| ") == len(res["findings"]) + 1
+    assert "[Table 4](index.html#table4-jr_on)" in md and "**holds**" in md and "**contradicted**" in md
+    assert "**not resolved**: n = 1 seed in an arm: no spread" in md
+
+
+def test_findings_section_first_and_links_resolve(report):
+    _, out, res = report
+    page = (out / "index.html").read_text()
+    assert page.index("id='findings'") < page.index("id='deviations'") < page.index("id='tables'")
+    ids = set(re.findall(r"""id=["']([^"']+)["']""", page))
+    for anchor in re.findall(r"href='#([^']+)'", page):
+        assert anchor in ids, anchor
+    assert {f"table4-jr_on", "table5-kpt_iou_is", "table1-yolo11n_pose", "figure3_crowdpose_val"} <= ids
+    assert page.count("class='verdict'") == len(res["findings"])
+
+
+def test_peer_absent_is_not_resolved(tmp_path):
+    import shutil
+    tree = make_tree(tmp_path)
+    for ds in ("synth_crowdpose", "synth_coco"):
+        shutil.rmtree(tree["results"] / ds / "yolo11n_pose")
+    out, res = _build(tree, tmp_path)
+    peer = _finding(res, "YOLO11n-pose", "CrowdPose layout")
+    assert peer.verdict == FD.NOT_RESOLVED and peer.result["reason"].startswith("input missing")
+    assert "yolo11n_pose" not in (out / "table4.md").read_text()      # no peer listed, none trained: no row
+    assert not any("yolo11n_pose" in w for w, _ in res["missing"])      # nor a "missing" file
+    # a preset that lists the peer gets its row, "—", and the missing file listed
+    preset = tree["repo"] / "configs" / "presets" / "fake.yaml"
+    preset.write_text(preset.read_text() + "experiments:\n  table4: {train: synth_crowdpose, variants: [baseline, "
+                      "no_refine], eval: [synth_crowdpose/val], peers: [yolo11n_pose]}\n")
+    out, res = _build(tree, tmp_path)
+    md = (out / "table4.md").read_text()
+    assert _cell(md, lambda r: r[0].startswith("YOLO11n-pose"), "AP (meas.)") == "—"
+    assert any("yolo11n_pose" in w for w, _ in res["missing"])
+    assert _finding(res, "YOLO11n-pose", "CrowdPose layout").verdict == FD.NOT_RESOLVED
+
+
+# ============================================================================== captions, deviations, sizes
+
+def _sentences(text: str) -> int:
+    return len(re.findall(r"[.!?](?=\s|$)", text.strip()))
+
+
+def test_captions_are_at_most_three_sentences(report):
+    _, out, res = report
+    for t in res["tables"]:
+        cap = " ".join(t.caption)
+        assert _sentences(cap) <= 3, (t.stem, cap)
+        assert "index.html#deviations" in cap, t.stem
+    for f in res["figures"]:
+        assert _sentences(f["caption"]) <= 3, f
+
+
+def test_one_deviations_table_with_real_deviations_only(report):
+    _, out, res = report
+    page = (out / "index.html").read_text()
+    assert page.count("<table class=\"deviations\"") == 1
+    rows = {r["switch"]: r for r in res["deviations"]}
+    assert rows["train.input_size"]["why"] == "two CPU cores"                 # the recipe's, declared
+    assert rows["train.input_size"]["source"] == "recipe deviations:"
+    # undeclared switches of the resolved configs: listed, with the paper's / authors' value
+    assert rows["model.pretrained"]["paper"] == "True"
+    assert rows["train.iterations"]["paper"].startswith("none: 210 epochs")   # unset in the paper, set by the code
+    assert "model.neck_channels" in rows and rows["model.neck_channels"]["source"] == "recipe deviations:"
+    assert all(r["paper"] != "unset" for r in res["deviations"]), res["deviations"]
+    assert "(paper: unset)" not in page
+
+
+def test_model_config_keys_the_paper_leaves_unset_need_an_authors_value(tmp_path):
+    from posedet.report.tables import Context
+    tree = make_tree(tmp_path, with_repo=False)
+    run = tree["results"] / "synth_crowdpose" / "baseline" / "seed0" / "train" / "summary.json"
+    s = json.loads(run.read_text())
+    s["config"]["model"].update(head_channels=64, num_levels=3, pretrained_file="w.pt")
+    run.write_text(json.dumps(s))
+    ctx = Context(inputs=Inputs(results=tree["results"]), preset_name="fake")
+    dev = {d["switch"]: d for d in ctx.config_deviations([("synth_crowdpose", "baseline")])}
+    assert dev["model.head_channels"]["paper"] == "the neck's width (128 / 256)"
+    assert dev["model.num_levels"]["paper"].startswith("4 (FPN")
+    assert "model.pretrained_file" not in dev                             # unset, and the code sets none
+
+
+def test_images_are_light_and_stale_figures_go(tmp_path):
+    tree = make_tree(tmp_path)
+    out = tmp_path / "reports" / tree["preset"]
+    out.mkdir(parents=True)
+    (out / "figure5_old-set.png").write_bytes(b"\x89PNG stale")
+    (out / "figure3_upper_bound_x.authors.png").write_bytes(b"\x89PNG not the report's")
+    _, res = _build(tree, tmp_path)
+    assert not (out / "figure5_old-set.png").exists()
+    assert (out / "figure3_upper_bound_x.authors.png").exists()
+    for p in out.iterdir():
+        if p.suffix in (".png", ".jpg"):
+            assert p.stat().st_size <= 1_000_000, p
+    assert sum(p.stat().st_size for p in out.iterdir()) <= 5 * 2 ** 20
+
+
+def test_size_cap_rerenders_smaller():
+    from matplotlib.figure import Figure
+
+    from posedet.report.figures import save_figure_atomic
+    import tempfile
+    fig = Figure(figsize=(8, 8))
+    ax = fig.subplots()
+    ax.imshow(np.random.default_rng(0).random((400, 400, 3)))     # noise: incompressible
+    with tempfile.TemporaryDirectory() as d:
+        for name in ("noise.png", "noise.jpg"):
+            p = Path(d) / name
+            save_figure_atomic(fig, p, dpi=150, max_bytes=200_000)
+            assert p.stat().st_size <= 200_000, (name, p.stat().st_size)
+
+
+def test_report_on_a_missing_results_folder_fails_and_writes_nothing(tmp_path, capsys):
+    res_dir, out = tmp_path / "results" / "nope", tmp_path / "reports" / "nope"
+    assert cli.main(["report", "--preset", "nope", "--results", str(res_dir), "--out", str(out)]) != 0
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(res_dir) in err

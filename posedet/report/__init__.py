@@ -3,9 +3,11 @@
     posedet report --preset NAME --results results/NAME --out reports/NAME [--recipe FILE] [--strict]
 
 Modules: ``paper_numbers`` (the cited paper numbers' loader), ``collect`` (reads the results tree of
-docs/results_layout.md), ``tables``, ``figures``, ``html``, ``provenance``, ``build`` (all of it).
+docs/results_layout.md), ``tables``, ``findings`` (each paper claim with a verdict computed from the
+results; summary.md), ``figures``, ``html``, ``provenance``, ``build`` (all of it).
 Missing inputs never stop the report: their cells print "—" and ``missing.txt`` / index.html list
-them; ``--strict`` then exits 1.
+them; ``--strict`` then exits 1. A ``--results`` folder that does not exist is an error: exit 2,
+nothing written.
 """
 from __future__ import annotations
 
@@ -28,10 +30,14 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from posedet.report.build import build_report
+    from posedet.report.build import ResultsNotFound, build_report
     repo = Path(args.repo) if args.repo else Path(__file__).resolve().parents[2]
-    res = build_report(args.preset, Path(args.results), Path(args.out), repo=repo, recipe=args.recipe,
-                       hash_data=not args.no_data_hash)
+    try:
+        res = build_report(args.preset, Path(args.results), Path(args.out), repo=repo, recipe=args.recipe,
+                           hash_data=not args.no_data_hash)
+    except ResultsNotFound as e:
+        print(f"posedet report: error: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     print(f"posedet report: {len(res['tables'])} tables, {len(res['figures'])} figures -> {res['index']}")
     if res["missing"]:

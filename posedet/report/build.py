@@ -1,10 +1,12 @@
 """``build_report``: read results/<preset>/, write reports/<preset>/ (tables, figures, index.html).
 
 Outputs (names fixed, see docs/report.md):
-  table{1..5}.{md,tex,csv}, figure3_<set>.png, figure3_summary.{md,csv}, figure_speed_accuracy.png,
-  figure4_<dataset>_<set>.png, figure5_<set>.png, figure_training_<dataset>.png,
-  figure_learning_curve.png, figure_people_sweep.png (when the bench has a sweep), missing.txt,
-  provenance.json, index.html
+  summary.md (the findings), table{1..5}.{md,tex,csv}, figure3_<set>.png, figure3_summary.{md,csv},
+  figure_speed_accuracy.png, figure4_<dataset>_<set>.jpg, figure5_<set>.jpg,
+  figure_training_<dataset>.png, figure_learning_curve.png, figure_people_sweep.png (when the bench
+  has a sweep), missing.txt, provenance.json, index.html. Figure files of an earlier run that this
+  run does not write are removed (the upper-bound rule's figure3_upper_bound_* files are not the
+  report's and are left alone).
 """
 from __future__ import annotations
 
@@ -18,14 +20,22 @@ from pathlib import Path
 import yaml
 
 from posedet.report import figures as F
+from posedet.report import findings as FD
 from posedet.report.collect import Inputs
 from posedet.report.paper_numbers import paper_rows
 from posedet.report.tables import (
-    TABLE1_BACKBONES, Context, _pick_bench, ablation_models, bench_rows, build_tables,
+    TABLE1_BACKBONES, Context, _pick_bench, ablation_models, bench_rows, build_tables, deviation_rows,
     render_latex, render_markdown, write_csv,
 )
 
-__all__ = ["build_report", "upper_bound_studies", "figure3_findings", "load_deviations"]
+__all__ = ["build_report", "upper_bound_studies", "figure3_findings", "load_deviations", "ResultsNotFound"]
+
+# figure files the report writes (figure3_upper_bound_* belong to the upper-bound rule)
+_OWN_FIGURES = ("figure3_*.png", "figure4_*.png", "figure4_*.jpg", "figure5_*.png", "figure5_*.jpg", "figure_*.png")
+
+
+class ResultsNotFound(FileNotFoundError):
+    """The results folder to report on does not exist."""
 
 MAX_QUAL_IMAGES = 4
 
@@ -147,9 +157,11 @@ def _figure3(inputs: Inputs, out: Path, figs: list, studies) -> None:
         for p in missing:
             inputs.need(f"Figure 3 study, {p} protocol", f"results/<preset>/upper_bound/{set_name}.{p}.json")
         figs.append({"file": png.name, "section": "Figure 3",
-                     "caption": f"Ground-truth upper bound on {set_name}: solid OKS-NMS, dashed IoU-NMS; one colour "
-                                f"per OKS protocol ({', '.join(protos)}). Sources: "
-                                + ", ".join(by_proto[p]["_file"] for p in protos) + "."})
+                     "caption": f"Ground-truth upper bound on {set_name} (model-free: the annotated poses as "
+                                f"detections): AP by crowd level and the share of poses suppressed against the NMS "
+                                f"threshold, solid OKS-NMS, dashed IoU-NMS, one colour per OKS protocol "
+                                f"({', '.join(protos)}). Sources: " + ", ".join(by_proto[p]["_file"] for p in protos)
+                                + "."})
 
 
 def _speed_accuracy(ctx: Context, out: Path, figs: list) -> None:
@@ -294,7 +306,7 @@ def _qualitative(ctx: Context, out: Path, figs: list) -> None:
     if ds_c and base:
         run = ctx.inputs.seeds(ds_c, base)[0]
         for set_slug in (exp5["eval"] if exp5 and exp5["eval"] else ctx.inputs.sets_evaluated(ds_c, base)):
-            png = out / f"figure5_{set_slug}.png"
+            png = out / f"figure5_{set_slug}.jpg"
             if _draw_rows(ctx, run, set_slug, [("coarse", "coarse"), ("refined", "refined")],
                           f"Figure 5 style: coarse (bypass) vs refined poses, {ds_c}/{base}/seed{run.seed} on "
                           f"{set_slug} (top-scoring predictions, as many as GT persons)", png):
@@ -325,7 +337,7 @@ def _qualitative(ctx: Context, out: Path, figs: list) -> None:
             continue
         run = runs[0]
         for set_slug in sets or ctx.inputs.sets_evaluated(ds, var):
-            png = out / f"figure4_{ds}_{set_slug}.png"
+            png = out / f"figure4_{ds}_{set_slug}.jpg"
             if _draw_rows(ctx, run, set_slug, [("PoseDet", "refined")],
                           f"Figure 4 style: PoseDet on the most crowded images of {set_slug} "
                           f"({ds}/{var}/seed{run.seed})", png):
@@ -339,6 +351,8 @@ def _training(ctx: Context, out: Path, figs: list) -> None:
     by_ds: dict = {}
     curves = {}
     for run in ctx.inputs.runs():
+        if ctx.is_peer(run.variant):
+            continue             # a peer keeps its own trainer's logs
         log = ctx.inputs.train_log(run)
         if log:
             by_ds.setdefault(run.dataset, {})[f"{run.variant}/seed{run.seed}"] = log
@@ -377,9 +391,13 @@ def _sweep(ctx: Context, out: Path, figs: list) -> None:
 
 def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | None = None,
                  recipe: str | None = None, hash_data: bool = True, log=print) -> dict:
-    """Write the report; returns {'tables', 'figures', 'missing', 'index'}."""
+    """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings', 'deviations'}.
+    Raises ``ResultsNotFound`` (and writes nothing) when ``results`` is not a folder."""
     t0 = time.perf_counter()
     results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise ResultsNotFound(f"results folder {results} does not exist (run the workflow first, or pass the "
+                              f"right --results); nothing written")
     out.mkdir(parents=True, exist_ok=True)
     preset: dict = {}
     if repo is not None:
@@ -389,8 +407,6 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
         except (P.PresetError, OSError, yaml.YAMLError) as e:
             log(f"posedet report: warning: preset {preset_name!r} not loaded ({e}); captions say less")
     inputs = Inputs(results=results, preset=preset, repo=repo)
-    if not results.is_dir():
-        inputs.need("results folder", str(results))
     deviations, dev_src = load_deviations(preset, repo, recipe)
     ctx = Context(inputs=inputs, preset_name=preset_name, deviations=deviations)
 
@@ -422,6 +438,9 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
             inputs.need(f"figure step '{name}' failed: {type(e).__name__}: {e}", "posedet.report.build")
             print(f"posedet report: warning: figure step {name} failed: {e!r}", file=sys.stderr)
 
+    claims = FD.collect_findings(ctx, studies)
+    (out / "summary.md").write_text(FD.render_markdown(claims, preset_name))
+
     from posedet.report.provenance import collect_provenance
     extra = [Path(dev_src)] if dev_src and Path(dev_src).is_file() else []
     prov = collect_provenance(inputs, extra, hash_data=hash_data)
@@ -430,8 +449,23 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
     missing_lines = [f"{where}\t{what}" for where, what in inputs.missing]
     (out / "missing.txt").write_text("".join(ln + "\n" for ln in missing_lines))
 
+    posedet_models = sorted({(r.dataset, r.variant) for r in inputs.runs() if not ctx.is_peer(r.variant)})
+    dev_table = deviation_rows(ctx, posedet_models)
+    _remove_stale_figures(out, {f["file"] for f in figs})
+
     from posedet.report.html import write_index
     index = write_index(out, ctx=ctx, tables=tables, figures=figs, findings=findings,
                         finding_sentences=findings_sentences(findings), provenance=prov,
-                        deviations=deviations, deviations_source=dev_src)
-    return {"tables": tables, "figures": figs, "missing": list(inputs.missing), "index": index}
+                        deviations=deviations, deviations_source=dev_src,
+                        findings_html=FD.render_html(claims), deviation_table=dev_table)
+    return {"tables": tables, "figures": figs, "missing": list(inputs.missing), "index": index,
+            "findings": claims, "deviations": dev_table}
+
+
+def _remove_stale_figures(out: Path, written: set[str]) -> None:
+    """Delete the report's own figure files that this run did not write (an earlier run's, or an
+    older format's), so that the folder holds only what index.html shows."""
+    for pattern in _OWN_FIGURES:
+        for p in out.glob(pattern):
+            if p.name not in written and not p.name.startswith("figure3_upper_bound_"):
+                p.unlink(missing_ok=True)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_upper_bound", "save_figure_atomic", "plot_speed_accuracy", "plot_pose_rows",
+__all__ = ["plot_upper_bound", "save_figure_atomic", "MAX_IMAGE_BYTES", "plot_speed_accuracy", "plot_pose_rows",
            "plot_training_curves", "plot_learning_curve", "plot_people_sweep"]
 
 _NMS_STYLE = {"oks": ("OKS-NMS", "-", "o"), "iou": ("IoU-NMS", "--", "s")}
@@ -27,14 +28,48 @@ _UB_PANELS = (("AP_hard", "AP$^{H}$ (hard: crowdIndex ≥ 0.8)"), ("AP_medium", 
               ("AR", "AR (all images)"), ("suppressed", "GT poses suppressed (%)"))
 
 
-def save_figure_atomic(fig: Figure, out_png: str | os.PathLike, dpi: int = 150) -> None:
+MAX_IMAGE_BYTES = 1_000_000     # every image under reports/ stays at or below 1 MB
+
+
+def _render(fig: Figure, dpi: float, jpeg: bool, quality: int, quantize: bool) -> bytes:
+    buf = io.BytesIO()
+    if jpeg:
+        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight",
+                    pil_kwargs={"quality": quality, "optimize": True})
+        return buf.getvalue()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    if not quantize:
+        return buf.getvalue()
+    from PIL import Image          # a matplotlib dependency
+    buf.seek(0)
+    img = Image.open(buf).convert("RGB").quantize(colors=256)     # line plots: a palette PNG, ~3x smaller
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def save_figure_atomic(fig: Figure, out_png: str | os.PathLike, dpi: int = 150,
+                       max_bytes: int | None = MAX_IMAGE_BYTES, quantize: bool | None = None) -> None:
+    """Write ``fig`` atomically as PNG (a 256-colour palette unless ``quantize=False``) or, for a
+    ``.jpg`` name, JPEG; re-rendered at a lower resolution (and JPEG quality) until it is at most
+    ``max_bytes``."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
+    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
+    quantize = (not jpeg) if quantize is None else quantize
+    FigureCanvasAgg(fig)
+    d, q = float(dpi), 85
+    data = _render(fig, d, jpeg, q, quantize)
+    for _ in range(8):
+        if max_bytes is None or len(data) <= max_bytes:
+            break
+        d, q = d * 0.8, max(60, q - 5)
+        data = _render(fig, d, jpeg, q, quantize)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix or ".png", dir=out.parent)
-    os.close(fd)
     try:
-        FigureCanvasAgg(fig)
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)           # mkstemp makes 0600; a report is read by others
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,8 +166,9 @@ def plot_speed_accuracy(points: list[dict], out_png: str | os.PathLike, title: s
 # ----------------------------------------------------------------------------- qualitative
 
 def plot_pose_rows(rows: list[tuple[str, list]], out_png: str | os.PathLike, title: str,
-                   col_titles: list[str] | None = None) -> None:
-    """A grid of RGB images (already drawn): ``rows`` = [(row label, [image array, ...]), ...]."""
+                   col_titles: list[str] | None = None, dpi: int = 120) -> None:
+    """A grid of RGB images (already drawn): ``rows`` = [(row label, [image array, ...]), ...]; a
+    ``.jpg`` name writes JPEG (photographs: far smaller than PNG)."""
     nrows = max(1, len(rows))
     ncols = max([len(imgs) for _, imgs in rows] + [1])
     fig = Figure(figsize=(3.2 * ncols, 3.2 * nrows + 0.6), layout="constrained")
@@ -151,7 +187,7 @@ def plot_pose_rows(rows: list[tuple[str, list]], out_png: str | os.PathLike, tit
             if ri == 0 and col_titles and ci < len(col_titles):
                 ax.set_title(col_titles[ci], fontsize=8)
     fig.suptitle(title, fontsize=11)
-    save_figure_atomic(fig, out_png)
+    save_figure_atomic(fig, out_png, dpi=dpi)
 
 
 # ----------------------------------------------------------------------------- training

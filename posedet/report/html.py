@@ -1,11 +1,12 @@
-"""reports/<preset>/index.html: every table and figure (relative links), provenance, the
-paper-versus-authors'-code differences, the preset's deviations, a link to the Snakemake report."""
+"""reports/<preset>/index.html: the findings first (each paper claim with its verdict), the one
+deviations table, every table and figure (relative links), the missing inputs, the
+paper-versus-authors'-code differences, provenance, and a link to the Snakemake report."""
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from posedet.report.tables import Table, render_html
+from posedet.report.tables import LEGEND, Table, render_html
 
 __all__ = ["write_index", "PAPER_VS_CODE", "SNAKEMAKE_REPORT"]
 
@@ -39,16 +40,23 @@ PAPER_VS_CODE = (
 )
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1360px;padding:0 1em;color:#222;box-sizing:border-box}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.8em 0;font-size:13px}
-td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}
+td,th{border:1px solid #bbb;padding:3px 7px;text-align:right;vertical-align:top}
 td:first-child,th:first-child{text-align:left}
+table.findings td,table.deviations td,table.differences td,table.provenance td,table.findings th,
+table.deviations th,table.differences th,table.provenance th{text-align:left}
+table.findings td,table.deviations td,table.differences td,table.provenance td{overflow-wrap:anywhere;min-width:6em}
 caption{text-align:left;padding:4px 0}
-.caption{font-size:12px;color:#444;max-width:1200px}
+.caption,.legend{font-size:12px;color:#444;max-width:1200px}
+tr.verdict-holds td.verdict{background:#dff0d8}
+tr.verdict-contradicted td.verdict{background:#f2dede}
+tr.verdict-not-resolved td.verdict{color:#666}
 figure{margin:1em 0}
-figure img{max-width:100%;border:1px solid #ddd}
+figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:12px;color:#444}
-code{background:#f3f3f3;padding:0 3px}
+code{background:#f3f3f3;padding:0 3px;overflow-wrap:anywhere}
 .missing{color:#a00}
 """
 
@@ -60,29 +68,57 @@ def _esc(s) -> str:
 def _kv_table(rows: list[dict], cols: list[str], cls: str) -> str:
     if not rows:
         return "<p>none found</p>"
-    h = [f'<table class="{cls}"><thead><tr>' + "".join(f"<th>{_esc(c)}</th>" for c in cols) + "</tr></thead><tbody>"]
+    h = [f'<div class="scroll"><table class="{cls}"><thead><tr>' + "".join(f"<th>{_esc(c)}</th>" for c in cols)
+         + "</tr></thead><tbody>"]
     for r in rows:
         h.append("<tr>" + "".join(f"<td>{_esc(r.get(c))}</td>" for c in cols) + "</tr>")
-    h.append("</tbody></table>")
+    h.append("</tbody></table></div>")
     return "\n".join(h)
+
+
+def _figure(f: dict) -> str:
+    """A figure with an anchor (its file stem); the image links to itself at full size."""
+    src = _esc(f["file"])
+    fid = _esc(Path(f["file"]).stem)
+    return (f"<figure id='{fid}'><a href='{src}'><img src='{src}' alt='{src}'></a>"
+            f"<figcaption>{_esc(f['caption'])}</figcaption></figure>")
+
+
+def _deviations(rows: list[dict], source: str | None, declared: bool) -> list[str]:
+    p = ["<h2 id='deviations'>Where this preset deviates from the paper</h2>",
+         "<p>One row per switch: the recipe's declared <code>deviations:</code>"
+         + (f" (<code>{_esc(source)}</code>)" if source else "") + ", then any switch of the trained models' resolved "
+         "configs (<code>train/summary.json</code>) that differs from the paper's or the authors' code's value and "
+         "that the recipe does not declare. A key the paper leaves unset is listed only with the authors' code's "
+         "value.</p>"]
+    if not declared:
+        p.append("<p>The recipe declares no <code>deviations:</code> list.</p>")
+    p.append(_kv_table(rows, ["switch", "value", "paper", "why", "source"], "deviations") if rows
+             else "<p>No deviation found.</p>")
+    return p
 
 
 def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], findings: list[dict],
                 finding_sentences: list[str], provenance: dict, deviations: list[dict],
-                deviations_source: str | None) -> Path:
+                deviations_source: str | None, findings_html: str = "",
+                deviation_table: list[dict] | None = None) -> Path:
     inputs = ctx.inputs
     p = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+         f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
          f"<title>PoseDet report: {_esc(ctx.preset_name)}</title><style>{_CSS}</style></head><body>",
          f"<h1>PoseDet reproduction report — preset <code>{_esc(ctx.preset_name)}</code></h1>",
          "<p>Every measured number comes from a file under <code>results/" + _esc(ctx.preset_name) +
          "/</code>; the paper's numbers from <code>posedet/report/paper_numbers.csv</code> (cited per row). "
-         "Measured values are fractions ×100. <a href='" + SNAKEMAKE_REPORT + "' id='snakemake-report'>Snakemake "
-         "report</a> (rule code, runtimes, job graph; written by <code>snakemake --report</code> beside this "
-         "page).</p>",
-         "<nav><a href='#tables'>Tables</a> · <a href='#figures'>Figures</a> · <a href='#missing'>Missing inputs</a> · "
-         "<a href='#differences'>Paper vs code</a> · <a href='#deviations'>Preset deviations</a> · "
-         "<a href='#provenance'>Provenance</a></nav>"]
+         "<a href='" + SNAKEMAKE_REPORT + "' id='snakemake-report'>Snakemake report</a> (rule code, runtimes, job "
+         "graph).</p>",
+         "<nav><a href='#findings'>Findings</a> · <a href='#deviations'>Deviations</a> · <a href='#tables'>Tables</a>"
+         " · <a href='#figures'>Figures</a> · <a href='#missing'>Missing inputs</a> · "
+         "<a href='#differences'>Paper vs code</a> · <a href='#provenance'>Provenance</a></nav>"]
+    p.append(findings_html or "<section id='findings'><h2>Findings</h2><p>No findings computed.</p></section>")
+    p += _deviations(deviation_table if deviation_table is not None else [], deviations_source, bool(deviations))
+
     p.append("<h2 id='tables'>Tables</h2>")
+    p.append(f"<p class='legend'>{_esc(LEGEND)}</p>")
     for t in tables:
         p.append(render_html(t))
         p.append(f"<p>Files: <a href='{t.stem}.md'>{t.stem}.md</a> · <a href='{t.stem}.tex'>{t.stem}.tex</a> · "
@@ -98,15 +134,14 @@ def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], fin
             continue
         p.append(f"<h3>{_esc(sec)}</h3>")
         if sec == "Figure 3":
-            p.append("<p>Does the paper's finding hold? " + " ".join(f"{_esc(s)}" for s in finding_sentences)
+            p.append("<p>Per threshold: " + " ".join(f"{_esc(s)}" for s in finding_sentences)
                      + ("" if finding_sentences else "No study found.") + "</p>")
             cols = ["set", "protocol", "threshold", "poses_in", "oks_suppressed", "iou_suppressed", "metric",
                     "oks_metric", "iou_metric", "finding_holds"]
             p.append(_kv_table(findings, cols, "figure3-summary") + "<p><a href='figure3_summary.csv'>"
                      "figure3_summary.csv</a></p>")
         for f in sections.get(sec, []):
-            p.append(f"<figure><img src='{_esc(f['file'])}' alt='{_esc(f['file'])}'>"
-                     f"<figcaption>{_esc(f['caption'])}</figcaption></figure>")
+            p.append(_figure(f))
 
     p.append("<h2 id='missing'>Missing inputs</h2>")
     if inputs.missing:
@@ -122,19 +157,6 @@ def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], fin
     p.append(_kv_table([dict(zip(("topic", "paper", "authors' code (harness default)", "switch"), r))
                         for r in PAPER_VS_CODE],
                        ["topic", "paper", "authors' code (harness default)", "switch"], "differences"))
-
-    p.append("<h2 id='deviations'>Where this preset deviates from the paper</h2>")
-    if deviations:
-        p.append(f"<p>Declared by the recipe (<code>{_esc(deviations_source)}</code>):</p>")
-        p.append(_kv_table(deviations, ["switch", "value", "paper", "why"], "deviations"))
-    else:
-        p.append("<p>The recipe declares no <code>deviations:</code> list.</p>")
-    models = [(r.dataset, r.variant) for r in inputs.runs()]
-    auto = ctx.config_deviations(sorted(set(models)))
-    p.append("<p>Read from the trained models' resolved configs (<code>train/summary.json</code>), switches "
-             "that differ from the paper's values (switch=value (paper: value)):</p>")
-    p.append("<ul>" + "".join(f"<li><code>{_esc(a)}</code></li>" for a in auto) + "</ul>" if auto
-             else "<p>none (or no summary.json found)</p>")
     data = []
     for name, ds in (ctx.preset.get("datasets") or {}).items():
         if isinstance(ds, dict):
@@ -146,14 +168,14 @@ def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], fin
     p.append("<h2 id='provenance'>Provenance</h2>")
     pv = provenance
     hw = pv.get("hardware", {})
-    p.append("<table class='provenance'><tbody>" + "".join(
+    p.append("<div class='scroll'><table class='provenance'><tbody>" + "".join(
         f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in (
             ("git commit", pv.get("git_commit")), ("modified tracked files", pv.get("git_dirty_files")),
             ("config hash (sha256 of the config files)", pv.get("config_hash")),
             ("platform", hw.get("platform")), ("CPU", hw.get("cpu")), ("cores", hw.get("cpu_count")),
             ("memory GiB", hw.get("memory_gib")), ("bench manifest", hw.get("bench_manifest")),
             ("evaluators used", ", ".join(pv.get("evaluators_used") or []) or None),
-            ("report build seconds", pv.get("report_seconds")))) + "</tbody></table>")
+            ("report build seconds", pv.get("report_seconds")))) + "</tbody></table></div>")
     p.append("<h3>Library versions</h3>" + _kv_table([{"library": k, "version": v} for k, v in
                                                        (pv.get("versions") or {}).items()], ["library", "version"],
                                                       "versions"))

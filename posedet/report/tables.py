@@ -20,7 +20,8 @@ from posedet.report.collect import Inputs, aggregate, within_spread
 from posedet.report.paper_numbers import paper_row, paper_rows
 
 __all__ = ["Table", "Context", "build_tables", "render_markdown", "render_latex", "render_html",
-           "write_csv", "fmt_cell", "MISSING", "bench_rows", "TABLE1_BACKBONES"]
+           "write_csv", "fmt_cell", "MISSING", "bench_rows", "TABLE1_BACKBONES", "PEER_LABELS", "LEGEND",
+           "DEVIATIONS_LINK", "deviation_rows"]
 
 MISSING = "—"
 NEAR = "≈"           # marks a difference smaller than the seed spread
@@ -39,7 +40,16 @@ PEER_ALIASES = {"ae": ("associativeembedding", "assocembedding", "ae", "hourglas
                 "cmu_pose": ("cmupose", "openpose", "cmu"),
                 "personlab": ("personlab",),
                 "higher_hrnet": ("higherhrnet",),
-                "point_anchors": ("pointanchors", "poianchors", "pointanchor")}
+                "point_anchors": ("pointanchors", "poianchors", "pointanchor"),
+                "yolo11n_pose": ("yolo11npose", "yolo11n")}
+# peers trained by the workflow beside PoseDet (results/<preset>/<dataset>/<peer>/seed<k>/, the same
+# layout as a PoseDet variant; a preset lists them under experiments.<table>.peers)
+PEER_LABELS = {"yolo11n_pose": "YOLO11n-pose"}
+PEER_ROW = "{label} (trained here, same data and budget)"
+DEVIATIONS_LINK = "[deviations table](index.html#deviations)"
+LEGEND = ("Cells: ×100, the mean over seeds with ± sample std (n ≥ 3) or [min–max] (n = 2); ≈ marks a "
+          "difference to the reference row within the seed spread; — an input file is missing; blank: nothing "
+          "to measure.")
 # switches that are bookkeeping, not deviations from the paper
 _NOT_DEVIATIONS = {"name", "deviations", "train.snapshot_every", "train.log_every", "train.ckpt_every", "train.num_workers",
                    "train.deterministic", "train.find_unused_parameters", "train.seed",
@@ -48,6 +58,17 @@ _NOT_DEVIATIONS = {"name", "deviations", "train.snapshot_every", "train.log_ever
                    "infer.coarse_only", "infer.tta", "infer.nms", "model.backbone"}
 # where the config default is not the paper's value (no network here: no ImageNet download)
 _PAPER_VALUES = {"model.pretrained": True}
+# keys whose config default is None ("the paper does not set it"): listed as a deviation only where the
+# authors' code sets a value, given here (DESIGN.md; posedet/model/detector.py resolves None to it)
+_AUTHORS_VALUES = {"model.neck_channels": "128 (DLA-34 FPN) / 256 (HRNet HRFPN)",
+                   "model.head_channels": "the neck's width (128 / 256)",
+                   "model.embed_channels": "the head's width",
+                   "model.num_levels": "4 (FPN, strides 8–64) / 3 (HRFPN, strides 8–32)",
+                   "model.init_backbone": "ImageNet weights (model.pretrained)",
+                   "train.iterations": "none: 210 epochs (train.epochs)",
+                   "train.max_minutes": "none: the full schedule",
+                   "infer.nms_thr": "0.2 (COCO) / 0.3 (CrowdPose)"}
+_KNOWN_WHY = {"model.pretrained": "nothing is downloaded at run time; the start is model.init_backbone"}
 
 
 def _norm(s) -> str:
@@ -62,9 +83,10 @@ class Table:
     title: str
     header: list[str]
     rows: list[list[str]]
-    caption: list[str] = field(default_factory=list)
+    caption: list[str] = field(default_factory=list)      # at most three sentences
     records: list[dict] = field(default_factory=list)     # CSV: one per (row, metric)
     stem: str = ""
+    row_ids: list[str] = field(default_factory=list)      # anchors: index.html#<stem>-<row id>
 
     def __post_init__(self):
         self.stem = self.stem or f"table{self.number}"
@@ -92,13 +114,31 @@ class Context:
             return None
         v = e.get("variants") or []
         return {"train": e.get("train"), "variants": list(v.keys()) if isinstance(v, dict) else list(v),
-                "eval": [str(x).replace("/", "-") for x in e.get("eval") or []], "title": e.get("title")}
+                "eval": [str(x).replace("/", "-") for x in e.get("eval") or []], "title": e.get("title"),
+                "peers": list(e.get("peers") or [])}
+
+    def is_peer(self, variant: str) -> bool:
+        """A peer method trained beside PoseDet (not a PoseDet variant): a known peer name or one a
+        preset experiment lists under ``peers:``."""
+        if variant in PEER_LABELS:
+            return True
+        exps = self.preset.get("experiments") if isinstance(self.preset, dict) else None
+        return any(isinstance(e, dict) and variant in (e.get("peers") or []) for e in (exps or {}).values())
+
+    def peers(self, experiment: str, dataset: str | None) -> list[str]:
+        """The peers of a table: the experiment's ``peers:``, plus any peer with results on its data set."""
+        listed = list((self.experiment(experiment) or {}).get("peers") or [])
+        found = [v for v in self.inputs.variants(dataset) if self.is_peer(v)] if dataset else []
+        return listed + [v for v in found if v not in listed]
+
+    def posedet_variants(self, dataset: str) -> list[str]:
+        return [v for v in self.inputs.variants(dataset) if not self.is_peer(v)]
 
     def base_variant(self, dataset: str | None) -> str | None:
         """The CrowdPose-like set's baseline model: 'baseline', else 'hrnet_w48', else the first."""
         if dataset is None:
             return None
-        vs = self.inputs.variants(dataset)
+        vs = self.posedet_variants(dataset)
         return next((b for b in ABLATION_BASES if b in vs), vs[0] if vs else None)
 
     # ---------------------------------------------------------------- data sets
@@ -135,39 +175,46 @@ class Context:
         return (own or sets or [f"{dataset}-test"])[0]
 
     def describe_set(self, set_slug: str | None, paper_set: str) -> str:
+        """A clause naming the measured set beside the paper's."""
         if set_slug is None:
-            return f"No trained model found: the paper used {paper_set}."
+            return f"no trained model found (the paper: {paper_set})"
         real = {"coco-test": "COCO test-dev", "coco-val": "COCO val2017", "crowdpose-test": "CrowdPose test",
                 "crowdpose-val": "CrowdPose val"}
         if set_slug in real:
             name = real[set_slug]
-            same = name == paper_set
-            return f"Measured on {name}" + ("." if same else f" (the paper: {paper_set}).")
+            return f"{name}, as the paper" if name == paper_set else f"{name} (the paper: {paper_set})"
         kind = "synthetic" if set_slug.startswith("synth") else "stand-in"
         split = set_slug.rsplit("-", 1)[-1]
-        return (f"Measured on {set_slug} ({kind} data, its {split} split) instead of {paper_set}: "
-                f"the numbers are not comparable in value, only in direction.")
+        return (f"{set_slug} ({kind} data, its {split} split) instead of {paper_set}, so values compare in "
+                f"direction only")
 
     # ---------------------------------------------------------------- deviations
-    def config_deviations(self, models: list[tuple[str, str]]) -> list[str]:
-        """'key=value (paper: default)' for every switch of the models' resolved configs that
-        differs from the paper's/authors' value (the config defaults)."""
+    def config_deviations(self, models: list[tuple[str, str]]) -> list[dict]:
+        """{switch, value, paper} for every switch of the models' resolved configs that differs from
+        the paper's/authors' value (the config defaults). A key whose default is None (the paper does
+        not set it) is listed only where the authors' code sets a value (``_AUTHORS_VALUES``)."""
         from posedet.config import Config, config_to_dict, flatten_config
         defaults = flatten_config(config_to_dict(Config()))
         defaults.update(_PAPER_VALUES)
         seen: dict[str, set] = {}
         for ds, var in models:
+            if self.is_peer(var):
+                continue
             cfg = self.inputs.model_config(ds, var)
             if cfg is None:
                 continue
             for k, v in flatten_config(cfg).items():
                 if k in _NOT_DEVIATIONS or k not in defaults or v == defaults[k]:
                     continue
-                seen.setdefault(k, set()).add(_short(v))
-        return [f"{k}={'/'.join(sorted(vs))} (paper: {_short(defaults[k])})" for k, vs in sorted(seen.items())]
+                if defaults[k] is None and k not in _AUTHORS_VALUES:
+                    continue
+                seen.setdefault(k, set()).add("none" if v is None else _short(v))
+        return [{"switch": k, "value": " / ".join(sorted(vs)),
+                 "paper": _AUTHORS_VALUES[k] if defaults[k] is None else _short(defaults[k])}
+                for k, vs in sorted(seen.items())]
 
     def backbone_note(self, models: list[tuple[str, str, str]]) -> str | None:
-        """'HRNet-W48 → <trained backbone>' for (dataset, variant, paper name) triples."""
+        """'HRNet-W48 → <trained backbone>, …' for (dataset, variant, paper name) triples."""
         parts = []
         for ds, var, paper_name in models:
             cfg = self.inputs.model_config(ds, var)
@@ -176,18 +223,35 @@ class Context:
                 bb = _preset_backbone(self.preset, var)
             if bb and _norm(bb) != _norm(paper_name) and f"{paper_name} → {bb}" not in parts:
                 parts.append(f"{paper_name} → {bb}")
-        return ("Backbone stand-ins (paper → trained here): " + ", ".join(parts) + ".") if parts else None
+        return ", ".join(parts) if parts else None
 
-    def deviation_sentences(self, models: list[tuple[str, str]]) -> list[str]:
-        out = []
-        cd = self.config_deviations(models)
-        if cd:
-            out.append("Config switches that differ from the paper's values: " + "; ".join(cd) + ".")
-        if self.deviations:
-            out.append("Recipe deviations: " + "; ".join(
-                f"{d.get('switch')}={_short(d.get('value'))} (paper: {_short(d.get('paper'))})"
-                for d in self.deviations) + " — see index.html for why.")
-        return out
+    def deviation_sentence(self, models: list[tuple[str, str, str]]) -> str:
+        """The caption's one clause on how the table differs from the paper, linking the deviations
+        table; ``models``: (dataset, variant, paper backbone name)."""
+        bn = self.backbone_note(models)
+        n = len(deviation_rows(self, [(d, v) for d, v, _ in models]))
+        if bn:
+            return f"It differs from the paper in its backbone stand-ins ({bn}) and the other switches of the " \
+                   f"{DEVIATIONS_LINK}."
+        if n:
+            return f"It differs from the paper in the switches of the {DEVIATIONS_LINK}."
+        return f"Its models use the paper's values (the {DEVIATIONS_LINK} lists none for them)."
+
+
+def deviation_rows(ctx: Context, models: list[tuple[str, str]]) -> list[dict]:
+    """The one deviations table: {switch, value, paper, why, source}. The recipe's ``deviations:``
+    first, then every switch of the models' resolved configs that differs from the paper's or the
+    authors' value and that no recipe entry names (``why`` then says it is undeclared)."""
+    rows = [{"switch": str(d.get("switch")), "value": _short(d.get("value")), "paper": _short(d.get("paper")),
+             "why": str(d.get("why") or ""), "source": "recipe deviations:"} for d in ctx.deviations]
+    declared = {k.strip() for d in ctx.deviations for k in str(d.get("switch") or "").split(",")}
+    for c in ctx.config_deviations(models):
+        if c["switch"] in declared:
+            continue
+        rows.append({**c, "why": _KNOWN_WHY.get(c["switch"], "set by the recipe or the preset; not in the recipe's "
+                                                             "deviations: list"),
+                     "source": "resolved config (train/summary.json)"})
+    return rows
 
 
 def _preset_backbone(preset: dict, variant: str):
@@ -241,18 +305,22 @@ def _record(table: int, row: str, metric: str, paper, agg: dict | None, source: 
     return rec
 
 
-def _spread_note(aggs: list[dict]) -> str:
+def _seeds_clause(aggs: list[dict]) -> str:
     ns = sorted({a["n"] for a in aggs if a and a["n"]})
     if not ns:
-        return "No seeds measured."
-    kinds = []
-    if any(n >= 3 for n in ns):
-        kinds.append("mean ± sample std (n ≥ 3)")
-    if 2 in ns:
-        kinds.append("mean [min–max] (n = 2)")
-    if 1 in ns:
-        kinds.append("a single seed (n = 1, no spread)")
-    return f"Measured: ×100, {', '.join(kinds)}; seeds per cell n = {'/'.join(map(str, ns))} (every seed's value in the CSV)."
+        return "no seed measured yet"
+    if ns == [1]:
+        return "one seed per model, so no spread"
+    if len(ns) == 1:
+        return f"n = {ns[0]} seeds per model"
+    return f"n = {ns[0]}–{ns[-1]} seeds per cell"
+
+
+def _data_sentence(ctx: Context, set_slug: str | None, paper_set: str, aggs: list[dict]) -> str:
+    """The caption's second sentence: the data measured (beside the paper's) and the seeds."""
+    if set_slug is None:
+        return f"No trained model found yet (the paper used {paper_set})."
+    return f"Measured on {ctx.describe_set(set_slug, paper_set)}; {_seeds_clause(aggs)}."
 
 
 # ============================================================================== bench (Table 1 FPS)
@@ -351,6 +419,28 @@ def _measured(ctx: Context, dataset, variant, set_slug, mode, nms, metric) -> di
     return aggregate(vals)
 
 
+def _peer_cells(ctx: Context, table: int, ds, peer: str, set_slug, metrics, records: list, aggs: list,
+                **desc) -> list[str]:
+    """Measured cells (paper cell blank) of a peer trained here, one pair per metric."""
+    cells = []
+    for m in metrics:
+        agg = _measured(ctx, ds, peer, set_slug, "refined", "oks", m) if ds else None
+        aggs.append(agg)
+        cells += ["", fmt_cell(agg)]
+        records.append(_record(table, peer, m, None, agg, f"{ds}/{peer}/seed*/metrics/{set_slug}.refined.oks.json",
+                               method=PEER_ROW.format(label=PEER_LABELS.get(peer, peer)), variant=peer, **desc))
+    return cells
+
+
+def _trained_as(ctx: Context, ds, var) -> str:
+    if not ds:
+        return ""
+    if not ctx.inputs.seeds(ds, var):
+        return MISSING
+    cfg = ctx.inputs.model_config(ds, var)
+    return (cfg or {}).get("model", {}).get("backbone") or _preset_backbone(ctx.preset, var) or var
+
+
 def build_table1(ctx: Context) -> Table:
     ds = ctx.dataset("coco")
     set_slug = ctx.eval_set("coco", ds, "dla34", "table1") if ds else None
@@ -360,29 +450,20 @@ def build_table1(ctx: Context) -> Table:
     header += [f"FPS {d.upper()} (meas.)" for d in devices]
     for m in T1_METRICS:
         header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
-    rows, records, aggs = [], [], []
+    rows, records, aggs, ids = [], [], [], []
     posedet = {k for k, _ in TABLE1_BACKBONES}
     for p in paper_rows(1):
         is_ours = p["row"] in posedet
         var = p["row"] if is_ours else None
-        trained = ""
-        if is_ours and ds:
-            cfg = ctx.inputs.model_config(ds, var)
-            trained = (cfg or {}).get("model", {}).get("backbone") or _preset_backbone(ctx.preset, var) or ""
-            if not ctx.inputs.seeds(ds, var):
-                trained = MISSING
+        trained = _trained_as(ctx, ds, var) if is_ours else ""
         cells = [p["method"], p["backbone"] or "", str(p["input_size"] or ""), trained, _paper(p["FPS"], True)]
         for d in devices:
             b = _pick_bench(brows, peer=None if is_ours else p["row"], backbone=p["backbone"],
                             short_side=p["input_size"], device_kind=d)
             cells.append(_fps_cell(b, p["input_size"], expected=is_ours))
             if b is not None or is_ours:
-                records.append(_record(1, p["row"], f"FPS_{d}", p["FPS"],
-                                       None if b is None else {"n": 1, "mean": b["fps"], "spread": None,
-                                                               "spread_kind": None, "seeds": {}},
-                                       "bench/table.json", method=p["method"], backbone=p["backbone"],
-                                       input_size=b["short_side"] if b else p["input_size"],
-                                       device=b["device"] if b else d, weights=b["weights"] if b else None))
+                records.append(_fps_record(p["row"], d, p["FPS"], b, method=p["method"], backbone=p["backbone"],
+                                           input_size=b["short_side"] if b else p["input_size"]))
         for m in T1_METRICS:
             agg = _measured(ctx, ds, var, set_slug, "refined", "oks", m) if is_ours else None
             if is_ours and ds is None and m == T1_METRICS[0]:
@@ -395,39 +476,44 @@ def build_table1(ctx: Context) -> Table:
                                        f"{ds}/{var}/seed*/metrics/{set_slug}.refined.oks.json",
                                        method=p["method"], backbone=p["backbone"], input_size=p["input_size"]))
         rows.append(cells)
-    cap = ["Comparison with bottom-up methods on COCO, keypoint AP and FPS without TTA (layout of the "
-           "paper's Table 1; paper values cited from posedet/report/paper_numbers.csv)."]
-    cap.append(ctx.describe_set(set_slug, "COCO test-dev"))
-    models = [(ds, k) for k, _ in TABLE1_BACKBONES] if ds else []
-    bn = ctx.backbone_note([(ds, k, name) for k, name in TABLE1_BACKBONES]) if ds else None
-    if bn:
-        cap.append(bn + " The AP columns come from these stand-ins; the FPS columns do not.")
-    cap.append(_fps_caption(brows, manifest))
-    cap.append("Peer methods are not trained here: their AP cells are the paper's; a measured FPS appears "
-               "only when the bench timed an implementation of them. Blank: nothing to measure; "
-               f"{MISSING}: an input file is missing.")
-    cap.append(_spread_note(aggs))
-    cap += ctx.deviation_sentences(models)
-    return Table(1, "Accuracy and speed on COCO without TTA", header, rows, cap, records)
+        ids.append(p["row"])
+    peers = ctx.peers("table1", ds)
+    for peer in peers:
+        label = PEER_LABELS.get(peer, peer)
+        cells = [PEER_ROW.format(label=label), "", "", _trained_as(ctx, ds, peer), ""]
+        for d in devices:
+            b = _pick_bench(brows, peer=peer, device_kind=d)
+            cells.append("" if b is None else f"{b['fps']:.1f}" + (f" @{b['short_side']}" if b["short_side"] else ""))
+            if b is not None:
+                records.append(_fps_record(peer, d, None, b, method=PEER_ROW.format(label=label), backbone=None,
+                                           input_size=b["short_side"]))
+        cells += _peer_cells(ctx, 1, ds, peer, set_slug, T1_METRICS, records, aggs)
+        rows.append(cells)
+        ids.append(peer)
+    peer_txt = (" and of " + ", ".join(PEER_LABELS.get(p, p) for p in peers) + " trained here on the same data and "
+                "budget") if peers else ""
+    cap = [f"Keypoint AP (single scale, OKS-NMS) of PoseDet with three backbones{peer_txt}, beside the paper's "
+           f"Table 1 (its FPS: GTX 1080Ti), with {_fps_clause(brows, manifest)}; the other methods' AP cells are "
+           f"the paper's."]
+    cap.append(_data_sentence(ctx, set_slug, "COCO test-dev", aggs))
+    cap.append(ctx.deviation_sentence([(ds, k, name) for k, name in TABLE1_BACKBONES] if ds else []))
+    return Table(1, "Accuracy and speed on COCO without TTA", header, rows, cap, records, row_ids=ids)
 
 
-def _fps_caption(brows: list[dict], manifest) -> str:
+def _fps_record(row: str, device: str, paper, b: dict | None, **desc) -> dict:
+    agg = None if b is None else {"n": 1, "mean": b["fps"], "spread": None, "spread_kind": None, "seeds": {}}
+    return _record(1, row, f"FPS_{device}", paper, agg, "bench/table.json", **desc,
+                   device=b["device"] if b else device, weights=b["weights"] if b else None)
+
+
+def _fps_clause(brows: list[dict], manifest) -> str:
     if not brows:
-        return f"FPS: no bench table (results/<preset>/bench/table.json) — the measured FPS cells are {MISSING}."
-    weights = sorted({str(r["weights"]) for r in brows if r["weights"]})
+        return f"no FPS timed yet (results/<preset>/bench/table.json absent, cells {MISSING})"
     m = manifest if isinstance(manifest, dict) else {}
     where = ", ".join(str(m[k]) for k in ("gpu", "gpu_model", "cpu", "cpu_model") if m.get(k))
-    s = ("FPS measured by `posedet bench` at the paper's backbones and input sizes (short side; '@N' "
-         "marks a different one), batch 1, network time (forward + decode + NMS), median over runs, "
-         "1000 / median ms")
-    if where:
-        s += f", on {where}"
-    if m.get("threads"):
-        s += f", {m['threads']} CPU threads"
-    s += f"; weights: {', '.join(weights) or 'not recorded'}"
-    if "random" in weights:
-        s += " (network time does not depend on trained weights)"
-    return s + ". The paper: GTX 1080Ti (GPU), i9-7980XE (CPU)."
+    threads = f", {m['threads']} threads" if m.get("threads") else ""
+    return (f"network FPS timed by `posedet bench` (batch 1, forward + decode + NMS, median; '@N': another "
+            f"input size) on {where or 'this machine'}{threads}")
 
 
 def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper_set: str, title: str) -> Table:
@@ -443,7 +529,7 @@ def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper
     header = ["Method"] + (["Backbone"] if number == 2 else [])
     for m in metrics:
         header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
-    rows, records, aggs = [], [], []
+    rows, records, aggs, ids = [], [], [], []
     our_keys = {k for k, _ in ours}
     for p in paper_rows(number):
         is_ours = p["row"] in our_keys
@@ -458,17 +544,20 @@ def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper
                                        f"{ds}/{var}/seed*/metrics/{set_slug}.tta.oks.json",
                                        method=p["method"], backbone=p["backbone"], variant=var))
         rows.append(cells)
+        ids.append(p["row"])
     if ds is None:
         ctx.inputs.need(f"Table {number}: a trained {kind}-like data set", f"results/{ctx.preset_name}/")
-    cap = [f"{title} (layout of the paper's Table {number}; TTA: short sides {{300, …, 800}} plus flip, one NMS)."]
-    cap.append(ctx.describe_set(set_slug, paper_set))
-    bn = ctx.backbone_note([(ds, variant_of[k], name) for k, name in ours]) if ds else None
-    if bn:
-        cap.append(bn)
-    cap.append(f"Other methods: the paper's cited numbers. {MISSING}: an input file is missing.")
-    cap.append(_spread_note(aggs))
-    cap += ctx.deviation_sentences([(ds, variant_of[k]) for k, _ in ours] if ds else [])
-    return Table(number, title, header, rows, cap, records)
+    scales = None
+    for k, _ in ours:
+        cfg = ctx.inputs.model_config(ds, variant_of[k]) if ds else None
+        scales = scales or ((cfg or {}).get("infer") or {}).get("tta_scales")
+    scales_txt = ", ".join(str(x) for x in scales) if scales else "300, …, 800"
+    who = "PoseDet with two backbones" if number == 2 else f"the CrowdPose-layout baseline ({variant_of['hrnet_w48']})"
+    cap = [f"Keypoint AP with TTA (short sides {{{scales_txt}}} plus flip, one NMS) of {who}, beside the paper's "
+           f"Table {number}; the other methods' cells are the paper's."]
+    cap.append(_data_sentence(ctx, set_slug, paper_set, aggs))
+    cap.append(ctx.deviation_sentence([(ds, variant_of[k], name) for k, name in ours] if ds else []))
+    return Table(number, title, header, rows, cap, records, row_ids=ids)
 
 
 def build_table2(ctx: Context) -> Table:
@@ -492,7 +581,7 @@ def ablation_models(ctx: Context) -> tuple[str | None, dict]:
     ds = ctx.dataset("crowdpose")
     if ds is None:
         return None, {}
-    variants = ctx.inputs.variants(ds)
+    variants = ctx.posedet_variants(ds)
     sw = {v: ctx.inputs.switches(ds, v) for v in variants}
     base = ctx.base_variant(ds)
     base_bb = sw.get(base, {}).get("backbone")
@@ -557,19 +646,19 @@ def build_table4(ctx: Context) -> Table:
                                    f"{ds}/{var}/seed*/metrics/{set_slug}.{mode}.oks.json", near=near,
                                    jr=label, variant=var, mode=mode))
         rows.append(cells)
-    cap = ["Effect of joint refinement (JR) on CrowdPose (layout of the paper's Table 4, single scale, OKS-NMS). "
-           "The paper prints its ✓ on the 51.7 AP row; that row is *without* refinement (its text: "
-           "+21.2 AP75 from refinement), and is shown here as such. The third row is the JR model's "
-           "coarse (bypass) poses: no retraining; the paper has no such row."]
-    cap.append(ctx.describe_set(set_slug, "CrowdPose test"))
-    bn = ctx.backbone_note([(ds, v, "HRNet-W48") for v in {base, off} if v]) if ds else None
-    if bn:
-        cap.append(bn)
-    cap.append(f"{NEAR}: its difference to the JR ✓ row is smaller than the seed spread (the larger std, "
-               f"or min–max range, of the two). {MISSING}: an input file is missing.")
-    cap.append(_spread_note(list(aggs.values())))
-    cap += ctx.deviation_sentences([(ds, v) for v in (base, off) if v] if ds else [])
-    return Table(4, "Effect of joint refinement on CrowdPose", header, rows, cap, records)
+    ids = [k for k, *_ in spec]
+    peer_aggs: list = []
+    for peer in ctx.peers("table4", ds):
+        rows.append([PEER_ROW.format(label=PEER_LABELS.get(peer, peer)), peer]
+                    + _peer_cells(ctx, 4, ds, peer, set_slug, CROWD_METRICS, records, peer_aggs, mode="refined"))
+        ids.append(peer)
+    cap = ["Keypoint AP of PoseDet with and without a trained refine branch (JR), and of the JR model's own "
+           "coarse output, single scale with OKS-NMS, in the layout of the paper's Table 4, whose ✓ (printed on "
+           "the 51.7 AP row, which is *without* refinement) is shown corrected; ≈: within the seed spread of the "
+           "✓ row."]
+    cap.append(_data_sentence(ctx, set_slug, "CrowdPose test", list(aggs.values()) + peer_aggs))
+    cap.append(ctx.deviation_sentence([(ds, v, "HRNet-W48") for v in (base, off) if v] if ds else []))
+    return Table(4, "Effect of joint refinement on CrowdPose", header, rows, cap, records, row_ids=ids)
 
 
 def build_table5(ctx: Context) -> Table:
@@ -589,7 +678,7 @@ def build_table5(ctx: Context) -> Table:
         spec.append((p, var))
         for m in T5_METRICS:
             aggs[(p["row"], m)] = _measured(ctx, ds, var, set_slug, "refined", nms, m) if var else None
-    rows, records = [], []
+    rows, records, ids = [], [], []
     prev_c = prev_n = None
     for p, var in spec:
         c_label = {"box": "Bounding box", "keypoints": "Keypoints"}[p["centroid"]]
@@ -606,19 +695,19 @@ def build_table5(ctx: Context) -> Table:
                                    centroid=p["centroid"], nms=p["nms"], intermediate_supervision=p["is"],
                                    variant=var))
         rows.append(cells)
-    cap = ["Effect of keypoint-based operations on CrowdPose (layout of the paper's Table 5; IS: intermediate "
-           "supervision). Four trained models (centroid × IS), each evaluated with IoU-NMS and OKS-NMS "
-           "(an inference-time switch)."]
-    cap.append(ctx.describe_set(set_slug, "CrowdPose test"))
+        ids.append(p["row"])
+    peer_aggs: list = []
+    for peer in ctx.peers("table5", ds):
+        rows.append([PEER_ROW.format(label=PEER_LABELS.get(peer, peer)), "its own", "", peer]
+                    + _peer_cells(ctx, 5, ds, peer, set_slug, T5_METRICS, records, peer_aggs))
+        ids.append(peer)
     used = sorted({v for _, v in spec if v})
-    bn = ctx.backbone_note([(ds, v, "HRNet-W48") for v in used]) if ds else None
-    if bn:
-        cap.append(bn)
-    cap.append(f"{NEAR}: its difference to the keypoints / OKS / IS row (the full model) is smaller than the "
-               f"seed spread. {MISSING}: an input file is missing.")
-    cap.append(_spread_note(list(aggs.values())))
-    cap += ctx.deviation_sentences([(ds, v) for v in used] if ds else [])
-    return Table(5, "Effect of keypoint-based operations on CrowdPose", header, rows, cap, records)
+    cap = ["Keypoint AP by crowd level of four PoseDet models (keypoint or box centroid, with or without "
+           "intermediate supervision, IS), each evaluated with OKS-NMS and IoU-NMS, in the layout of the paper's "
+           "Table 5; ≈: within the seed spread of the keypoints / OKS / IS row."]
+    cap.append(_data_sentence(ctx, set_slug, "CrowdPose test", list(aggs.values()) + peer_aggs))
+    cap.append(ctx.deviation_sentence([(ds, v, "HRNet-W48") for v in used] if ds else []))
+    return Table(5, "Effect of keypoint-based operations on CrowdPose", header, rows, cap, records, row_ids=ids)
 
 
 def build_tables(ctx: Context) -> list[Table]:
@@ -639,6 +728,8 @@ def render_markdown(t: Table) -> str:
         lines.append("| " + " | ".join(_md_escape(c) for c in r) + " |")
     lines.append("")
     lines.append(" ".join(t.caption))
+    lines.append("")
+    lines.append(f"*{LEGEND}*")
     return "\n".join(lines) + "\n"
 
 
@@ -667,7 +758,7 @@ def render_latex(t: Table) -> str:
     """A ``table`` float with a booktabs ``tabular`` (needs \\usepackage{booktabs, amssymb})."""
     first_num = next((i for i, h in enumerate(t.header) if "(paper)" in h or "(meas.)" in h), len(t.header))
     cols = "l" * first_num + "r" * (len(t.header) - first_num)
-    cap = latex_escape(" ".join(t.caption)).replace("*", "")
+    cap = latex_escape(_strip_links(" ".join(t.caption))).replace("*", "")
     lines = [r"\begin{table*}[t]", r"\centering", r"\scriptsize", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
     for r in t.rows:
@@ -679,20 +770,31 @@ def render_latex(t: Table) -> str:
 
 
 def render_html(t: Table) -> str:
-    h = [f'<table class="results" id="{t.stem}" data-table="{t.number}">',
+    """The table in a horizontally scrolling box, each row with an anchor ``<stem>-<row id>``, and its
+    caption (links to index.html become in-page links)."""
+    h = ['<div class="scroll">', f'<table class="results" id="{t.stem}" data-table="{t.number}">',
          f"<caption><b>Table {t.number}: {html.escape(t.title)}.</b></caption>", "<thead><tr>"]
     h += [f"<th>{html.escape(c)}</th>" for c in t.header]
     h.append("</tr></thead><tbody>")
-    for r in t.rows:
-        h.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
-    h.append("</tbody></table>")
-    h.append('<div class="caption">' + "".join(f"<p>{_md_inline(c)}</p>" for c in t.caption) + "</div>")
+    for i, r in enumerate(t.rows):
+        rid = f' id="{html.escape(t.stem)}-{html.escape(t.row_ids[i])}"' if i < len(t.row_ids) else ""
+        h.append(f"<tr{rid}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+    h.append("</tbody></table></div>")
+    h.append('<p class="caption">' + " ".join(_md_inline(c) for c in t.caption) + "</p>")
     return "\n".join(h)
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _strip_links(s: str) -> str:
+    return _LINK.sub(r"\1", s)
 
 
 def _md_inline(s: str) -> str:
     s = html.escape(s)
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = _LINK.sub(lambda m: f"<a href='{m.group(2).replace('index.html#', '#')}'>{m.group(1)}</a>", s)
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", s)
 
 
