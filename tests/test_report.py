@@ -147,7 +147,8 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
         _write(run / "train" / "summary.json", {"wall_s": 600.0, "images_seen": 7000, "trainer": "ultralytics"})
         _write(run / "metrics" / "synth_crowdpose-val.refined.oks.json", {"metrics": _crowd_metrics(ap)})
     run = res / "synth_coco" / "yolo11n_pose" / "seed0"
-    _write(run / "train" / "summary.json", {"wall_s": 600.0, "images_seen": 7000})
+    _write(run / "train" / "summary.json", {"wall_s": 600.0, "images_seen": 7000, "model": "yolo11n-pose.yaml",
+                                            "imgsz": 256})
     _write(run / "metrics" / "synth_coco-val.refined.oks.json",
            {"metrics": {"AP": 0.1, "AP50": 0.3, "AP75": 0.05, "APM": 0.02, "APL": 0.2}})
     for var, cen, is_on, ap in (("box_centroid", "box", True, 0.4567), ("no_is", "keypoints", False, 0.4678),
@@ -282,7 +283,8 @@ def test_table1_cells_come_from_the_files(report):
     # the peer trained here: its own row, measured AP, the bench's FPS at its input size
     peer = lambda r: r[0] == "YOLO11n-pose (trained here, same data and budget)"  # noqa: E731
     assert _cell(md, peer, "AP (meas.)") == "10.0" and _cell(md, peer, "AP (paper)") == ""
-    assert _cell(md, peer, "FPS CPU (meas.)") == "20.0 @512" and _cell(md, peer, "Trained as") == "yolo11n_pose"
+    assert _cell(md, peer, "FPS CPU (meas.)") == "20.0 @512" and _cell(md, peer, "Trained as") == "yolo11n-pose.yaml"
+    assert _cell(md, peer, "Input size") == "256"
 
 
 def test_tta_tables(report):

@@ -435,10 +435,20 @@ def _peer_cells(ctx: Context, table: int, ds, peer: str, set_slug, metrics, reco
 def _trained_as(ctx: Context, ds, var) -> str:
     if not ds:
         return ""
-    if not ctx.inputs.seeds(ds, var):
+    runs = ctx.inputs.seeds(ds, var)
+    if not runs:
         return MISSING
     cfg = ctx.inputs.model_config(ds, var)
-    return (cfg or {}).get("model", {}).get("backbone") or _preset_backbone(ctx.preset, var) or var
+    if cfg is None:                       # a peer: its summary names the model it built
+        s = ctx.inputs.summary(runs[0])
+        return str((s or {}).get("model") or var) if isinstance(s, dict) else var
+    return (cfg.get("model") or {}).get("backbone") or _preset_backbone(ctx.preset, var) or var
+
+
+def _peer_input_size(ctx: Context, ds, peer) -> str:
+    runs = ctx.inputs.seeds(ds, peer) if ds else []
+    s = ctx.inputs.summary(runs[0]) if runs else None
+    return str(s["imgsz"]) if isinstance(s, dict) and s.get("imgsz") else ""
 
 
 def build_table1(ctx: Context) -> Table:
@@ -480,7 +490,7 @@ def build_table1(ctx: Context) -> Table:
     peers = ctx.peers("table1", ds)
     for peer in peers:
         label = PEER_LABELS.get(peer, peer)
-        cells = [PEER_ROW.format(label=label), "", "", _trained_as(ctx, ds, peer), ""]
+        cells = [PEER_ROW.format(label=label), "", _peer_input_size(ctx, ds, peer), _trained_as(ctx, ds, peer), ""]
         for d in devices:
             b = _pick_bench(brows, peer=peer, device_kind=d)
             cells.append("" if b is None else f"{b['fps']:.1f}" + (f" @{b['short_side']}" if b["short_side"] else ""))

@@ -6,32 +6,9 @@ REPORT_TABLES = [f"{REP}/table{i}.{ext}" for i in range(1, 6) for ext in ("md", 
 ABLATION = ["table4", "table5", "figure5"]
 
 
-def peer_report_files(experiments=None):
-    """Train summaries and metrics of the peers the preset's experiments list under `peers:`
-    (results/<preset>/<train>/<peer>/seed<k>/, the layout of a PoseDet variant), once a rule of this
-    workflow trains peers (a rule named *peer* or *yolo*); without one the report marks them missing."""
-
-    def files(wildcards):
-        if not any("peer" in r.name or "yolo" in r.name for r in workflow.rules):
-            return []
-        out = set()
-        for name, e in (PRESET.get("experiments") or {}).items():
-            if experiments is not None and name not in experiments:
-                continue
-            for peer in e.get("peers") or []:
-                for seed in P.seeds(PRESET) if e.get("seeded") else [0]:
-                    run = P.run_dir(RES, e["train"], peer, seed)
-                    out.add(f"{run}/train/summary.json")
-                    out.update(f"{run}/metrics/{P.slug(s)}.refined.oks.json" for s in e["eval"])
-        return sorted(out)
-
-    return files
-
-
 rule report:
     input:
-        report_inputs(),
-        peer_report_files(),
+        report_inputs(),  # with the peers' metrics and summaries (common.smk)
     output:
         html=f"{REP}/index.html",
         summary=f"{REP}/summary.md",
@@ -54,7 +31,6 @@ rule report_ablation:
     # `ablation_crowdpose` alone: the same report over the results it has (Tables 4, 5, Figure 5)
     input:
         report_inputs(ABLATION),
-        peer_report_files(ABLATION),
     output:
         html=f"{REP}/ablation_crowdpose/index.html",
         summary=f"{REP}/ablation_crowdpose/summary.md",
