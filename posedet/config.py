@@ -35,6 +35,9 @@ between config files and no registry: a file lists the values that differ from t
       weights: {coarse: 0.1, refine: 0.2, cls: 1.0, heatmap: 0.1}
       pos_num: 1                     # coarse positives per person: the pos_num grid points nearest
                                      # the centre on its level (authors: PointAssigner pos_num=1)
+      level_scale: 4.0               # a person of box w×h goes to the level of stride
+                                     # 2^⌊(log2(w/s) + log2(h/s)) / 2⌋ (authors: PointAssigner
+                                     # scale=4); larger s puts people on finer levels
       refine_pos_thr: 0.7            # OKS assigners of the authors' code (training OKS of the
       refine_low_quality_thr: 0.52   # detached coarse pose): refine positives, each GT's best
       cls_pos_thr: 0.6               # candidate (null: off), classification positives and
@@ -164,6 +167,7 @@ class LossConfig:
     heatmap_loss: Literal["focal", "l2"] = "focal"
     weights: LossWeights = field(default_factory=LossWeights)
     pos_num: int = 1
+    level_scale: float = 4.0
     refine_pos_thr: float = 0.7
     refine_low_quality_thr: Union[float, None] = 0.52
     cls_pos_thr: float = 0.6
@@ -171,7 +175,7 @@ class LossConfig:
 
     def check(self, where: str) -> None:
         self.weights.check(f"{where}.weights")
-        _positive(self, where, "pos_num")
+        _positive(self, where, "pos_num", "level_scale")
         if not 0.0 <= self.cls_neg_thr <= self.cls_pos_thr <= 1.0:
             raise ValueError(f"{where}: need 0 ≤ cls_neg_thr ≤ cls_pos_thr ≤ 1, got "
                              f"{self.cls_neg_thr}, {self.cls_pos_thr}")

@@ -107,7 +107,7 @@ def posedet_loss(outputs: dict, gts: Sequence[dict], sigmas, centroid: str = "ke
                  refine_pos_thr: float = 0.7, cls_pos_thr: float = 0.6, cls_neg_thr: float = 0.5,
                  refine_low_quality_thr: float | None = 0.52, min_keypoints: int = 3,
                  heatmap_sigma: float = 2.0, max_level_stride: int | None = None,
-                 pos_num: int = 1) -> dict[str, torch.Tensor]:
+                 pos_num: int = 1, level_scale: float = 4.0) -> dict[str, torch.Tensor]:
     """The full PoseDet training loss.
 
     ``outputs``: the model's dict (``strides``, ``coarse``, ``refine`` or None, ``cls``,
@@ -154,7 +154,7 @@ def posedet_loss(outputs: dict, gts: Sequence[dict], sigmas, centroid: str = "ke
 
     # coarse (bypass)
     ca = assign_coarse(gt_kps, strides, sizes, centroid=centroid, min_keypoints=min_keypoints,
-                       max_level_stride=max_level_stride, pos_num=pos_num)
+                       max_level_stride=max_level_stride, pos_num=pos_num, base_scale=level_scale)
     pos = ca["pos"]
     n_coarse = pos.sum().float()
     l_coarse = keypoint_distance_loss(coarse_xy[pos], ca["target_xy"][pos].float(), ca["weight"][pos],

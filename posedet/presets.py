@@ -38,7 +38,23 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
         if preset.get(key) is not None and not Path(str(preset[key])).is_absolute():
             preset[key] = str((Path(repo_root) / str(preset[key])).resolve())
     preset["_file"] = str(path)
+    for ds_name, ds in preset["datasets"].items():
+        if isinstance(ds, dict) and ds.get("kind") == "synthetic":
+            check_difficulty(ds, f"{path}: data set {ds_name!r}")
     return preset
+
+
+DIFFICULTY_KEYS = ("clutter", "max_people", "person_scale", "texture")
+
+
+def check_difficulty(ds: dict, where: str) -> None:
+    """A synthetic data set's difficulty keys (``posedet synth``'s knobs) must be valid."""
+    from posedet.data.synth import Difficulty
+
+    try:
+        Difficulty(**{k: ds[k] for k in DIFFICULTY_KEYS if k in ds})
+    except (ValueError, TypeError) as e:
+        raise PresetError(f"{where}: {e}") from None
 
 
 def _fill(template: str, preset: dict, what: str) -> str:

@@ -737,6 +737,7 @@ class _Run:
 def loss_arguments(cfg: Config) -> dict:
     """``posedet_loss`` keyword arguments of a config (everything but outputs, targets, sigmas)."""
     return dict(centroid=cfg.loss.centroid, heatmap_loss=cfg.loss.heatmap_loss, pos_num=cfg.loss.pos_num,
+                level_scale=cfg.loss.level_scale,
                 refine_pos_thr=cfg.loss.refine_pos_thr, refine_low_quality_thr=cfg.loss.refine_low_quality_thr,
                 cls_pos_thr=cfg.loss.cls_pos_thr, cls_neg_thr=cfg.loss.cls_neg_thr,
                 refine=cfg.model.refine, intermediate_supervision=cfg.model.intermediate_supervision,

@@ -265,3 +265,79 @@ def test_cli_end_to_end(prior_npz, tmp_path, capsys):
     assert rc == 0 and json.loads((tmp_path / "s.json").read_text())["num_images"] == 3
     assert cli.main(["synth", "--out", str(tmp_path / "x")]) == 2
     assert "--pose-source" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ difficulty knobs
+def test_difficulty_validates():
+    with pytest.raises(ValueError, match="clutter"):
+        synth.Difficulty(clutter="heavy")
+    with pytest.raises(ValueError, match="texture"):
+        synth.Difficulty(texture="plaid")
+    with pytest.raises(ValueError, match="max_people"):
+        synth.Difficulty(max_people=0)
+    with pytest.raises(ValueError, match="person_scale"):
+        synth.Difficulty(person_scale=9.0)
+
+
+def test_default_difficulty_is_the_original_generator(prior):
+    a = synth.generate_image(prior, 3, seed=11, size=(96, 96))
+    b = synth.generate_image(prior, 3, seed=11, size=(96, 96), difficulty=synth.Difficulty(clutter="full"))
+    assert np.array_equal(a.image, b.image) and a.annotations == b.annotations
+
+
+def test_clutter_levels_change_only_the_background(prior):
+    imgs = {c: synth.generate_image(prior, 4, seed=11, size=(128, 128), difficulty=synth.Difficulty(clutter=c))
+            for c in synth.CLUTTER_LEVELS}
+    # same people (layout and keypoints) under every clutter level
+    kps = [np.array([a["keypoints"] for a in imgs[c].annotations])[:, 0::3] for c in ("none", "light")]
+    assert np.allclose(kps[0], kps[1])
+    bg = imgs["none"].label == 0
+    assert (imgs["none"].image[bg] == 128).all()               # flat grey, nothing else drawn
+    light_bg = imgs["light"].image[imgs["light"].label == 0].astype(float)
+    full_bg = imgs["full"].image[imgs["full"].label == 0].astype(float)
+    # a smooth gradient: neighbouring background pixels differ far less than in full clutter
+    assert light_bg.std() > 1.0
+    dl = np.abs(np.diff(imgs["light"].image.astype(float), axis=1))[:, :, 0][(imgs["light"].label[:, 1:] == 0)].mean()
+    df = np.abs(np.diff(imgs["full"].image.astype(float), axis=1))[:, :, 0][(imgs["full"].label[:, 1:] == 0)].mean()
+    assert dl < df and full_bg.size > 0
+
+
+def test_max_people_and_person_scale(prior):
+    capped = [len(synth.generate_image(prior, i, seed=3, size=(128, 128), density="crowded",
+                                       difficulty=synth.Difficulty(max_people=2)).annotations) for i in range(6)]
+    assert max(capped) <= 2 and min(capped) >= 1
+
+    def sizes(scale):
+        torso, areas = [], []
+        for i in range(6):
+            si = synth.generate_image(prior, i, seed=3, size=(128, 128), density="sparse",
+                                      difficulty=synth.Difficulty(clutter="none", person_scale=scale))
+            torso += [p.scale for p in si.persons]
+            areas += [a["bbox"][2] * a["bbox"][3] for a in si.annotations]
+        return np.median(torso), np.mean(areas)
+
+    (t1, a1), (t15, a15) = sizes(1.0), sizes(1.5)
+    assert 1.4 < t15 / t1 < 1.6          # the drawn size; boxes grow less (clipped at the border)
+    assert a15 > 1.2 * a1
+
+
+def test_texture_flat_keeps_layout(prior):
+    a = synth.generate_image(prior, 2, seed=5, size=(96, 96), difficulty=synth.Difficulty(clutter="none"))
+    b = synth.generate_image(prior, 2, seed=5, size=(96, 96), difficulty=synth.Difficulty(clutter="none", texture="flat"))
+    assert [x["keypoints"] for x in a.annotations] == [x["keypoints"] for x in b.annotations]
+    assert not np.array_equal(a.image, b.image) or all(p.patterns.get("top") == ("flat",) for p in a.persons)
+
+
+def test_cli_difficulty_flags_recorded_in_stats(prior_npz, tmp_path):
+    out = tmp_path / "d"
+    rc = cli.main(["synth", "--layout", "crowdpose", "--num-images", "3", "--size", "96", "--seed", "1",
+                   "--clutter", "light", "--max-people", "3", "--person-scale", "1.2", "--texture", "flat",
+                   "--pose-source", str(prior_npz), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    gen = json.loads((out / "stats.json").read_text())["generation"]
+    assert gen["clutter"] == "light" and gen["max_people"] == 3 and gen["person_scale"] == 1.2
+    assert gen["texture"] == "flat"
+    info = json.loads((out / "annotations.json").read_text())["info"]
+    assert info["clutter"] == "light"
+    assert cli.main(["synth", "--num-images", "2", "--person-scale", "0", "--pose-source", str(prior_npz),
+                     "--out", str(tmp_path / "bad"), "--no-progress"]) == 2

@@ -69,6 +69,42 @@ DENSITIES = ("sparse", "mixed", "crowded")
 # Crowd-index interval each target level aims at (easy: anything below 0.2).
 LEVEL_TARGETS = {"easy": (0.0, 0.2), "medium": (0.2, 0.8), "hard": (0.8, 1.5)}
 IMAGE_FORMATS = ("jpg", "png")
+# Background/appearance difficulty (``--clutter``): ``full`` is the cluttered scene (background
+# shapes, stripes and lines, distractors behind and in front of people, colour cast, sensor noise
+# and blur); ``light`` keeps a smooth gradient background with mild noise and nothing that looks
+# like a body part; ``none`` is flat grey with nothing else drawn.
+CLUTTER_LEVELS = ("none", "light", "full")
+TEXTURES = ("full", "flat")
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """The generator's difficulty knobs, one per factor the learnability study varies.
+
+    clutter: background / distractors (CLUTTER_LEVELS).  max_people: cap on people per image
+    (crowded groups draw up to 9).  person_scale: multiplies every person's size (1 = as drawn
+    from the level's scale range).  texture: ``full`` clothing patterns, ``flat`` plain colours.
+    The defaults are the original generator (byte-identical images).
+    """
+
+    clutter: str = "full"
+    max_people: int = 9
+    person_scale: float = 1.0
+    texture: str = "full"
+
+    def __post_init__(self):
+        if self.clutter not in CLUTTER_LEVELS:
+            raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {self.clutter!r}")
+        if self.texture not in TEXTURES:
+            raise ValueError(f"texture must be one of {TEXTURES}, got {self.texture!r}")
+        if int(self.max_people) < 1:
+            raise ValueError(f"max_people must be >= 1, got {self.max_people}")
+        if not 0.2 <= float(self.person_scale) <= 5.0:
+            raise ValueError(f"person_scale must be in [0.2, 5], got {self.person_scale}")
+
+    def as_dict(self) -> dict:
+        return {"clutter": self.clutter, "max_people": int(self.max_people),
+                "person_scale": float(self.person_scale), "texture": self.texture}
 
 _SHIFT = 4  # cv2 sub-pixel drawing: coordinates in 1/16 px
 _F = 1 << _SHIFT
@@ -442,6 +478,21 @@ def _distractor(rng: np.random.Generator, width: int, height: int, s_ref: float,
                   light=(rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.3)))
 
 
+def make_smooth_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """``light`` clutter's background: a colour gradient with low-frequency colour noise only."""
+    a = rng.uniform(0, 2 * np.pi)
+    c1, c2 = _random_color(rng, val=(0.2, 1.0)), _random_color(rng, val=(0.2, 1.0))
+    cell = rng.uniform(16, 64)
+    gh, gw = int(height / cell) + 2, int(width / cell) + 2
+    gy, gx = np.ogrid[:gh, :gw]
+    t = gx / max(gw - 1, 1) * math.cos(a) + gy / max(gh - 1, 1) * math.sin(a)
+    t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6)).astype(np.float32)
+    small = c1 + (c2 - c1) * t[..., None]
+    small += rng.standard_normal((gh, gw, 3), dtype=np.float32) * np.float32(rng.uniform(3, 15))
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Cluttered RGB background: gradient, low-frequency noise, stripes, shapes, lines."""
     # Linear gradient c1 -> c2 along direction a plus low-frequency colour noise, made on a
@@ -537,12 +588,18 @@ def _figure_crowd_index(persons: list[Person], layout: str, width: int, height: 
 
 
 def render_scene(persons: list[Person], size: tuple[int, int], rng: np.random.Generator, layout: str,
-                 *, clutter: bool = True) -> Scene:
+                 *, clutter: bool | str = True) -> Scene:
     """Paint ``persons`` in list order (first = furthest back) over a background.
 
-    ``clutter`` adds the cluttered background, background and foreground distractors,
-    sensor noise and blur; without it the background is flat grey and nothing else is drawn.
+    ``clutter`` (one of CLUTTER_LEVELS; True = ``full``, False = ``none``): ``full`` adds the
+    cluttered background, background and foreground distractors, colour cast, sensor noise and
+    blur; ``light`` a smooth gradient background and mild sensor noise; ``none`` a flat grey
+    background with nothing else drawn.
     """
+    level = {True: "full", False: "none"}.get(clutter, clutter) if isinstance(clutter, bool) else clutter
+    if level not in CLUTTER_LEVELS:
+        raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {clutter!r}")
+    clutter = level == "full"
     width, height = size
     for p in persons:
         if p.mask is None:
@@ -555,10 +612,16 @@ def render_scene(persons: list[Person], size: tuple[int, int], rng: np.random.Ge
             d = _distractor(rng, width, height, s_ref)
             render_mask(d, width, height)
             paint_figure(image, None, d, 0, rng)
+    elif level == "light":
+        image = make_smooth_background(rng, width, height)
     else:
         image = np.full((height, width, 3), 128, np.uint8)
     for i, p in enumerate(persons):
         paint_figure(image, label, p, i + 1, rng)
+    if level == "light":   # mild sensor noise, no colour cast, no blur
+        img = _noise_patch(rng, height, width) * np.float32(rng.uniform(1.0, 3.0))
+        img += image
+        image = np.clip(img, 0, 255).astype(np.uint8)
     if clutter:
         for _ in range(int(rng.choice([0, 1, 2], p=[0.55, 0.33, 0.12]))):
             d = _distractor(rng, width, height, s_ref)
@@ -613,10 +676,11 @@ class _Group:
         return [(p, c, float(sc)) for p, c, sc in zip(self.poses, a, self.scales)]
 
 
-def _sample_group(rng: np.random.Generator, prior: PosePrior, level: str, width: int, height: int) -> _Group:
-    S = min(width, height)
+def _sample_group(rng: np.random.Generator, prior: PosePrior, level: str, width: int, height: int,
+                  max_people: int = 9, person_scale: float = 1.0) -> _Group:
+    S = min(width, height) * person_scale
     if level == "easy":   # scattered people whose (padded) boxes do not overlap
-        n = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.3, 0.25, 0.15]))
+        n = min(int(rng.choice([1, 2, 3, 4], p=[0.3, 0.3, 0.25, 0.15])), max_people)
         hi = max(0.24, 0.7 / math.sqrt(n))
         base = S * math.exp(rng.uniform(math.log(0.15), math.log(hi)))
         people, boxes = [], []
@@ -635,15 +699,16 @@ def _sample_group(rng: np.random.Generator, prior: PosePrior, level: str, width:
         return _Group([p for _, p, _ in people], np.array([sc for sc, _, _ in people]),
                       np.array([c for _, _, c in people]).reshape(-1, 2), width / 2)
     if level == "medium":  # one loose row
-        n = int(rng.integers(2, 7))
+        n = min(int(rng.integers(2, 7)), max_people)
         base = S * math.exp(rng.uniform(math.log(0.15), math.log(0.42))) / (n / 3) ** 0.3
         k = rng.uniform(0.6, 1.3)
         rows = 1
     else:                  # packed, often two rows
-        n = int(rng.integers(3, 10))
+        n = min(int(rng.integers(3, 10)), max_people)
         base = S * math.exp(rng.uniform(math.log(0.14), math.log(0.36))) / (n / 5) ** 0.3
         k = rng.uniform(0.25, 0.7)
         rows = int(rng.choice([1, 2], p=[0.45, 0.55]))
+    rows = 1 if n < 2 else rows
     counts = [n] if rows == 1 else [n - n // 2, n // 2]   # back row, front row
     ground = rng.uniform(0.45, 0.72) * height
     cx = width * rng.uniform(0.35, 0.65)
@@ -692,8 +757,10 @@ class SynthImage:
 
 def generate_image(prior: PosePrior, index: int, *, seed: int, layout: str = "crowdpose",
                    size: tuple[int, int] = (256, 256), density: str | float = "mixed",
-                   max_tries: int = 36) -> SynthImage:
-    """Image ``index`` of the data set with ``seed`` (deterministic in (seed, index))."""
+                   max_tries: int = 36, difficulty: Difficulty | None = None) -> SynthImage:
+    """Image ``index`` of the data set with ``seed`` (deterministic in (seed, index)) at
+    ``difficulty`` (default: the original generator, ``Difficulty()``)."""
+    dif = difficulty or Difficulty()
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; known: {sorted(LAYOUTS)}")
     width, height = size
@@ -709,7 +776,8 @@ def generate_image(prior: PosePrior, index: int, *, seed: int, layout: str = "cr
     group, spread = None, 1.0
     for attempt in range(max_tries):
         if attempt % 6 == 0 or level == "easy":
-            group, spread = _sample_group(rng, prior, level, width, height), 1.0
+            group, spread = _sample_group(rng, prior, level, width, height, dif.max_people,
+                                          dif.person_scale), 1.0
         specs = group.specs(spread)
         ci = _quick_crowd_index(specs, width, height)
         persons = None
@@ -728,7 +796,10 @@ def generate_image(prior: PosePrior, index: int, *, seed: int, layout: str = "cr
     _, specs, persons = best if best else (None, [], None)
     if persons is None:
         persons = [make_person(pose, c, sc, rng) for pose, c, sc in specs]
-    scene = render_scene(persons, (width, height), rng, layout)
+    if dif.texture == "flat":   # after drawing, so layouts and colours stay those of `full`
+        for p in persons:
+            p.patterns = {k: ("flat",) for k in p.patterns}
+    scene = render_scene(persons, (width, height), rng, layout, clutter=dif.clutter)
     return SynthImage(image=scene.image, label=scene.label, annotations=scene.annotations,
                       crowd_index=scene.crowd_index, target_level=level,
                       persons=[persons[i] for i in scene.person_index],
@@ -774,7 +845,7 @@ def prior_fingerprint(prior: PosePrior) -> str:
 def generate_dataset(out_dir: str | Path, prior: PosePrior, *, layout: str = "crowdpose", num_images: int = 100,
                      size: tuple[int, int] = (256, 256), seed: int = 0, density: str | float = "mixed",
                      image_format: str = "jpg", jpeg_quality: int = 95, sheet_images: int = 16,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, difficulty: Difficulty | None = None) -> dict:
     """Write ``out_dir/{images/, annotations.json, contact_sheet.png, stats.json}``; returns the stats.
 
     Every file is written to a temporary name and renamed; ``annotations.json`` is written
@@ -792,12 +863,13 @@ def generate_dataset(out_dir: str | Path, prior: PosePrior, *, layout: str = "cr
     # An earlier run's outputs must not pair with this run's images if it is interrupted.
     for name in ("annotations.json", "stats.json", "contact_sheet.png"):
         (out / name).unlink(missing_ok=True)
+    dif = difficulty or Difficulty()
     width, height = size
     images, anns, sheet = [], [], []
     names = set()
     t0, c0 = time.perf_counter(), time.process_time()
     for i in tqdm(range(num_images), desc=f"synth {layout}", unit="img", disable=not progress, file=sys.stderr):
-        si = generate_image(prior, i, seed=seed, layout=layout, size=size, density=density)
+        si = generate_image(prior, i, seed=seed, layout=layout, size=size, density=density, difficulty=dif)
         name = f"{i:06d}.{image_format}"
         names.add(name)
         _atomic_write_bytes(img_dir / name, _encode(si.image, image_format, jpeg_quality))
@@ -817,7 +889,7 @@ def generate_dataset(out_dir: str | Path, prior: PosePrior, *, layout: str = "cr
     coco = {
         "info": {"description": "PoseDet embedded synthetic keypoint data set", "version": GENERATOR_VERSION,
                  "layout": layout, "seed": seed, "density": density, "width": width, "height": height,
-                 "num_images": num_images, "pose_prior": prior_fingerprint(prior)},
+                 "num_images": num_images, "pose_prior": prior_fingerprint(prior), **dif.as_dict()},
         "licenses": [],
         "images": images,
         "annotations": anns,
@@ -833,7 +905,7 @@ def generate_dataset(out_dir: str | Path, prior: PosePrior, *, layout: str = "cr
     stats = annotation_stats(coco)
     stats["generation"] = {
         "layout": layout, "num_images": num_images, "size": [width, height], "seed": seed, "density": density,
-        "image_format": image_format, "seconds_images": round(t_images, 3),
+        **dif.as_dict(), "image_format": image_format, "seconds_images": round(t_images, 3),
         "images_per_s": round(num_images / max(t_images, 1e-9), 2),
         "cpu_seconds_images": round(c_images, 3),
         "images_per_cpu_s": round(num_images / max(c_images, 1e-9), 2),
@@ -867,6 +939,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--density", type=_density, default="mixed",
                         help="sparse | mixed | crowded, or t in [0, 1] (level weights (1-t)^2, 2t(1-t), t^2)")
+    parser.add_argument("--clutter", choices=CLUTTER_LEVELS, default="full",
+                        help="background difficulty: none (flat grey), light (smooth gradient, mild noise), "
+                             "full (shapes, distractors, colour cast, noise, blur)")
+    parser.add_argument("--max-people", type=int, default=9, help="cap on people per image (crowds draw up to 9)")
+    parser.add_argument("--person-scale", type=float, default=1.0,
+                        help="multiplies every person's size (1 = the level's own scale range)")
+    parser.add_argument("--texture", choices=TEXTURES, default="full",
+                        help="clothing: full (stripes, checks, noise, blotches) or flat colours")
     parser.add_argument("--pose-source", type=Path, default=None,
                         help="crowdpose_val.json (CrowdPose annotations) or a cached pose_prior.npz")
     parser.add_argument("--out", type=Path, default=None,
@@ -907,6 +987,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     size = (args.size[0], args.size[-1])
     try:
+        difficulty = Difficulty(clutter=args.clutter, max_people=args.max_people,
+                                person_scale=args.person_scale, texture=args.texture)
+    except ValueError as e:
+        print(f"posedet synth: {e}", file=sys.stderr)
+        return 2
+    try:
         prior = PosePrior.load(args.pose_source)
     except (OSError, ValueError) as e:
         print(f"posedet synth: {e}", file=sys.stderr)
@@ -917,7 +1003,7 @@ def main(args: argparse.Namespace) -> int:
     stats = generate_dataset(args.out, prior, layout=args.layout, num_images=args.num_images, size=size,
                              seed=args.seed, density=args.density, image_format=args.image_format,
                              jpeg_quality=args.jpeg_quality, sheet_images=args.sheet_images,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, difficulty=difficulty)
     ci = stats["crowd_index"]
     print(f"wrote {args.num_images} images to {args.out} ({stats['generation']['images_per_s']:.1f} images/s); "
           f"persons/image {stats['persons_per_image_mean']:.2f}, crowd levels {ci['levels']}, "

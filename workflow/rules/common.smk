@@ -13,6 +13,11 @@ def synth_params(wildcards):
         density=ds.get("density", "mixed"),
         seed=int(ds["seed"]) * 10000 + split_offset,
         num=ds["splits"][wildcards.split],
+        # difficulty (posedet synth --help); defaults: the original, cluttered generator
+        clutter=ds.get("clutter", "full"),
+        max_people=int(ds.get("max_people", 9)),
+        person_scale=float(ds.get("person_scale", 1.0)),
+        texture=ds.get("texture", "full"),
     )
 
 

@@ -19,6 +19,8 @@ rule synth_dataset:
     shell:
         "{params.posedet} synth --layout {params.p[layout]} --num-images {params.p[num]} "
         "--size {params.p[size]} --density {params.p[density]} --seed {params.p[seed]} "
+        "--clutter {params.p[clutter]} --max-people {params.p[max_people]} "
+        "--person-scale {params.p[person_scale]} --texture {params.p[texture]} "
         "--pose-source {input.pose_source} --out {params.out} > {log} 2>&1"
 
 
