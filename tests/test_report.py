@@ -92,6 +92,43 @@ def _ub_study(name, protocol, iou_sup, oks_sup, iou_aph, oks_aph):
             "provenance": {"evaluator": "xtcocotools", "evaluator_version": "1.14.3", "seconds_total": 12.5}}
 
 
+# the generator's keys of the fake synthetic sets (stats.json "generation"): the Data sets section
+# must print these, read from the files
+SYNTH_GEN = {"synth_crowdpose": {"layout": "crowdpose", "size": [128, 128], "density": 0.3, "clutter": "none",
+                                 "max_people": 6, "person_scale": 1.5, "texture": "flat"},
+             "synth_crowdpose_hard": {"layout": "crowdpose", "size": [256, 256], "density": "mixed",
+                                      "clutter": "full", "max_people": 9, "person_scale": 1.0, "texture": "full"}}
+HARD_AP = 0.234                    # the baseline on the hard tier (seed 0): the extra evaluation's row
+
+
+def _data_split(res: Path, name: str, split: str, gt: Path, seed: int, sheet: np.ndarray | None = None) -> Path:
+    """``data/<name>/<split>/stats.json`` as ``posedet synth`` writes it (statistics of the annotations
+    plus the ``generation`` block) and, when given, its contact sheet."""
+    import cv2
+
+    from posedet.data.crowd_index import annotation_stats
+    folder = res / "data" / name / split
+    stats = annotation_stats(json.loads(gt.read_text()))
+    stats["generation"] = {**SYNTH_GEN[name], "seed": seed, "num_images": 2, "image_format": "jpg"}
+    _write(folder / "stats.json", json.dumps(stats, indent=2))
+    if sheet is not None:
+        cv2.imwrite(str(folder / "contact_sheet.png"), sheet)
+    return folder
+
+
+def _merge_preset(tree: dict, text: str) -> None:
+    """Merge the YAML ``text`` into the fake preset (``experiments:`` entries are added, not replaced)."""
+    import yaml
+    path = tree["repo"] / "configs" / "presets" / f"{tree['preset']}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for k, v in yaml.safe_load(text).items():
+        if isinstance(v, dict) and isinstance(doc.get(k), dict):
+            doc[k].update(v)
+        else:
+            doc[k] = v
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
 # per-seed APs of the ablation models (fractions): the numbers the tables must show
 T4_ON = [0.50, 0.52, 0.54]         # mean 52.0, std 2.0
 T4_OFF = [0.30, 0.34]              # mean 32.0, range 30.0–34.0
@@ -106,6 +143,13 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
     data = res / "data" / "synth_crowdpose" / "val"
     gt_crowd = _tiny_crowd_set(data)
     coco_gt = str(gt_crowd)
+    # ---- synthetic data sets: stats.json per split; the train split's contact sheet (noise: the
+    # thumbnail must shrink to fit 300 KB), none for val; the hard tier has a val split only
+    gt_hard = _tiny_crowd_set(res / "data" / "synth_crowdpose_hard" / "val")
+    noise = (np.random.default_rng(1).random((1300, 1300, 3)) * 255).astype(np.uint8)
+    _data_split(res, "synth_crowdpose", "train", gt_crowd, 20000, sheet=noise)
+    _data_split(res, "synth_crowdpose", "val", gt_crowd, 21000)
+    _data_split(res, "synth_crowdpose_hard", "val", gt_hard, 31000, sheet=np.full((300, 300, 3), 128, np.uint8))
     # ---- Table 1 / 2: synth_coco backbones, one seed each
     t1 = {"dla34": 0.1234, "hrnet_w32": 0.2345, "hrnet_w48": 0.3456}
     for var, ap in t1.items():
@@ -134,7 +178,11 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
         _write(run / "metrics" / "synth_crowdpose-val.tta.oks.json", {"metrics": _crowd_metrics(0.6111)})
         _write(run / "predictions" / "synth_crowdpose-val.refined.oks.json", _preds(gt_crowd, 0.5))
         _write(run / "predictions" / "synth_crowdpose-val.coarse.oks.json", _preds(gt_crowd, 3.0))
-        if k == 0:
+        if k == 0:                        # the hard tier: an extra evaluation of the baseline, seed 0
+            _write(run / "metrics" / "synth_crowdpose_hard-val.refined.oks.json",
+                   {"metrics": _crowd_metrics(HARD_AP), "provenance": {"gt": str(gt_hard)}})
+            for mode in ("refined", "coarse"):
+                _write(run / "predictions" / f"synth_crowdpose_hard-val.{mode}.oks.json", _preds(gt_hard, 1.0))
             _write(run / "curve.json", {"set": "synth_crowdpose/val", "points": [
                 {"minutes": 1.0, "images_seen": 80, "step": 10, "AP": 0.1, "AP50": 0.3, "AP75": 0.05},
                 {"minutes": 2.0, "images_seen": 160, "step": 20, "AP": 0.2, "AP50": 0.4, "AP75": 0.1}]})
@@ -191,7 +239,12 @@ def make_tree(tmp: Path, *, preset_name: str = "fake", with_repo: bool = True) -
         repo = tmp / "repo"
         _write(repo / "configs" / "presets" / f"{preset_name}.yaml",
                "name: fake\nrecipe: configs/recipe_cpu.yaml\ndatasets:\n  synth_crowdpose:\n    kind: synthetic\n"
-               "    layout: crowdpose\n    size: 64\n    seed: 1\n    splits: {val: 2}\n")
+               "    layout: crowdpose\n    size: 64\n    seed: 1\n    splits: {train: 2, val: 2}\n"
+               "  synth_crowdpose_hard:\n    kind: synthetic\n    layout: crowdpose\n    size: 64\n    seed: 3\n"
+               "    clutter: full\n    splits: {val: 2}\n"
+               "experiments:\n  hard_tier:\n    title: 'Hard tier: the baseline on the cluttered set'\n"
+               "    train: synth_crowdpose\n    variants: [baseline]\n    eval: [synth_crowdpose_hard/val]\n"
+               "    modes: [refined]\n")
         _write(repo / "configs" / "recipe_cpu.yaml",
                "deviations:\n  - {switch: train.input_size, value: 256, paper: 512, why: two CPU cores}\n"
                "  - {switch: model.neck_channels, value: 64, paper: 128, why: speed}\n")
@@ -469,8 +522,7 @@ def test_complete_tree_lists_nothing_missing_in_the_tables(report):
 
 def test_preset_experiments_choose_models_and_sets(tmp_path):
     tree = make_tree(tmp_path)
-    preset = tree["repo"] / "configs" / "presets" / "fake.yaml"
-    preset.write_text(preset.read_text() + (
+    _merge_preset(tree, (
         "backbones: {dla34: dla34_cpu, hrnet_w32: hrnet_w18_small, hrnet_w48: hrnet_w18_small_v2}\n"
         "experiments:\n"
         "  table1: {train: synth_coco, variants: [dla34, hrnet_w32, hrnet_w48], eval: [synth_coco/val]}\n"
@@ -656,9 +708,8 @@ def test_peer_absent_is_not_resolved(tmp_path):
     assert "yolo11n_pose" not in (out / "table4.md").read_text()      # no peer listed, none trained: no row
     assert not any("yolo11n_pose" in w for w, _ in res["missing"])      # nor a "missing" file
     # a preset that lists the peer gets its row, "—", and the missing file listed
-    preset = tree["repo"] / "configs" / "presets" / "fake.yaml"
-    preset.write_text(preset.read_text() + "experiments:\n  table4: {train: synth_crowdpose, variants: [baseline, "
-                      "no_refine], eval: [synth_crowdpose/val], peers: [yolo11n_pose]}\n")
+    _merge_preset(tree, "experiments:\n  table4: {train: synth_crowdpose, variants: [baseline, no_refine], "
+                        "eval: [synth_crowdpose/val], peers: [yolo11n_pose]}\n")
     out, res = _build(tree, tmp_path)
     md = (out / "table4.md").read_text()
     assert _cell(md, lambda r: r[0].startswith("YOLO11n-pose"), "AP (meas.)") == "—"
@@ -747,3 +798,137 @@ def test_report_on_a_missing_results_folder_fails_and_writes_nothing(tmp_path, c
     assert not out.exists()
     err = capsys.readouterr().err
     assert "does not exist" in err and str(res_dir) in err
+
+
+# ============================================================================== data sets, extra evaluations
+
+def test_data_sets_section_reads_the_tier_keys_from_stats_json(report):
+    tree, out, res = report
+    rows = {(r["data set"], r["split"]): r for r in res["data_sets"]}
+    assert list(rows) == [("synth_crowdpose", "train"), ("synth_crowdpose", "val"), ("synth_crowdpose_hard", "val")]
+    for (name, split), r in rows.items():
+        st = json.loads((tree["results"] / "data" / name / split / "stats.json").read_text())
+        gen = st["generation"]
+        assert r["layout"] == gen["layout"] and r["clutter"] == gen["clutter"] and r["texture"] == gen["texture"]
+        density = f"{gen['density']:g}" if isinstance(gen["density"], float) else gen["density"]
+        assert r["size"] == "{}×{}".format(*gen["size"]) and r["density"] == density
+        assert r["max people"] == str(gen["max_people"]) and r["person scale"] == f"{gen['person_scale']:g}"
+        assert r["seed"] == str(gen["seed"]) and r["images"] == str(gen["num_images"])
+        assert r["persons / image"] == f"{st['persons_per_image_mean']:.2f}"
+        fr = st["crowd_index"]["level_fractions"]
+        assert r["crowd levels E / M / H (%)"] == " / ".join(f"{100 * fr[k]:.0f}" for k in ("easy", "medium", "hard"))
+        assert r["occluded (%)"] == f"{100 * st['keypoints']['occlusion_rate']:.1f}"
+    # the learnable tier and the hard tier differ where their files say so
+    assert (rows[("synth_crowdpose", "train")]["clutter"], rows[("synth_crowdpose_hard", "val")]["clutter"]) == \
+        ("none", "full")
+    assert rows[("synth_crowdpose", "train")]["size"] == "128×128" and rows[("synth_crowdpose", "val")]["texture"] == \
+        "flat"
+    # one contact sheet per data set: the train split's, else the first split's; a JPEG of at most 300 KB
+    assert rows[("synth_crowdpose", "train")]["_sheet"] == "contact_sheet_synth_crowdpose.jpg"
+    assert rows[("synth_crowdpose", "val")]["_sheet"] is None
+    assert rows[("synth_crowdpose_hard", "val")]["_sheet"] == "contact_sheet_synth_crowdpose_hard.jpg"
+    src = tree["results"] / "data" / "synth_crowdpose" / "train" / "contact_sheet.png"
+    for name in ("contact_sheet_synth_crowdpose.jpg", "contact_sheet_synth_crowdpose_hard.jpg"):
+        p = out / name
+        assert p.read_bytes()[:3] == b"\xff\xd8\xff" and 0 < p.stat().st_size <= 300_000, (name, p.stat().st_size)
+    assert src.stat().st_size > 1_000_000          # the source (noise) had to shrink
+    page = (out / "index.html").read_text()
+    sec = page[page.index("id='data-sets'"):page.index("<h2 id='figures'>")]
+    assert "<img src='contact_sheet_synth_crowdpose.jpg'" in sec and "href='contact_sheet_synth_crowdpose.jpg'" in sec
+    assert "id='data-synth_crowdpose_hard-val'" in sec and "<td>256×256</td>" in sec and "<td>flat</td>" in sec
+    assert "contact_sheet_synth" not in page[page.index("<h2 id='figures'>"):]    # shown once, with the data
+    assert not [w for w, what in res["missing"] if "stats.json" in what or "contact sheet" in what]
+
+
+def test_data_sets_missing_files_print_a_dash_and_are_listed(tmp_path):
+    tree = make_tree(tmp_path)
+    out, _ = _build(tree, tmp_path)
+    assert (out / "contact_sheet_synth_crowdpose.jpg").is_file()
+    data = tree["results"] / "data"
+    (data / "synth_crowdpose_hard" / "val" / "stats.json").unlink()
+    p = data / "synth_crowdpose" / "val" / "stats.json"
+    st = json.loads(p.read_text())
+    del st["generation"]["clutter"]
+    p.write_text(json.dumps(st))
+    (data / "synth_crowdpose" / "train" / "contact_sheet.png").unlink()
+    out, res = _build(tree, tmp_path)
+    rows = {(r["data set"], r["split"]): r for r in res["data_sets"]}
+    assert rows[("synth_crowdpose_hard", "val")]["clutter"] == "—"      # declared by the preset, not on disk
+    assert rows[("synth_crowdpose", "val")]["clutter"] == "—" and rows[("synth_crowdpose", "val")]["texture"] == "flat"
+    missing = dict(res["missing"])
+    assert "synth_crowdpose_hard/val" in missing["results/fake/data/synth_crowdpose_hard/val/stats.json"]
+    assert missing["results/fake/data/synth_crowdpose/val/stats.json"].startswith("generation.clutter")
+    assert "contact sheet" in missing["results/fake/data/synth_crowdpose/train/contact_sheet.png"]
+    assert not (out / "contact_sheet_synth_crowdpose.jpg").exists()     # an earlier run's thumbnail is removed
+    assert (out / "contact_sheet_synth_crowdpose_hard.jpg").is_file()    # its val sheet is still there
+
+
+def test_synthetic_data_files_are_the_report_rules_inputs():
+    from posedet.report.collect import synthetic_data_files
+    preset = {"datasets": {"a": {"kind": "synthetic", "splits": {"val": 2, "train": 5}},
+                           "b": {"kind": "synthetic", "splits": {"val": 2, "test": 2}},
+                           "real": {"kind": "annotations", "ann_file": "x.json"}}}
+    assert synthetic_data_files(preset, "results/p") == [
+        "results/p/data/a/val/stats.json", "results/p/data/a/train/stats.json",
+        "results/p/data/a/train/contact_sheet.png",
+        "results/p/data/b/val/stats.json", "results/p/data/b/test/stats.json", "results/p/data/b/val/contact_sheet.png"]
+
+
+def _extra_row(res, name: str, variant: str, set_slug: str) -> dict:
+    t = next(t for t in res["extra_tables"] if t["name"] == name)
+    hits = [dict(zip(t["columns"], r["cells"])) for r in t["rows"] if r["cells"][0] == variant
+            and r["cells"][2] == set_slug]
+    assert len(hits) == 1, t["rows"]
+    return hits[0]
+
+
+def test_extra_evaluation_gets_a_generic_table(report):
+    tree, out, res = report
+    from posedet.report.extra import extra_experiments
+    assert extra_experiments({"experiments": {"table1": {}, "table4": {}, "figure4_coco": {}, "figure5": {},
+                                              "hard_tier": {}, "table6": {}}}) == ["hard_tier", "table6"]
+    assert [t["name"] for t in res["extra_tables"]] == ["hard_tier"]
+    assert res["extra_tables"][0]["title"] == "Hard tier: the baseline on the cluttered set"
+    r = _extra_row(res, "hard_tier", "baseline", "synth_crowdpose_hard-val")
+    want = {k: f"{100 * v:.1f}" for k, v in _crowd_metrics(HARD_AP).items()}
+    assert r == {"variant": "baseline", "seeds": "0", "set": "synth_crowdpose_hard-val", "mode": "refined",
+                 "NMS": "OKS", "AP": want["AP"], "AP50": want["AP50"], "AP75": want["AP75"], "AR50": want["AR50"],
+                 "AP(E)": want["AP_easy"], "AP(M)": want["AP_medium"], "AP(H)": want["AP_hard"]}
+    assert r["AP"] == "23.4"
+    page = (out / "index.html").read_text()
+    sec = page[page.index("id='extra-evaluations'"):page.index("id='data-sets'")]
+    assert "<table class='extra' id='extra-hard_tier'>" in sec and "Hard tier: the baseline on the cluttered set" in sec
+    assert "<td>23.4</td>" in sec and "<td>synth_crowdpose_hard-val</td>" in sec
+    assert page.index("id='tables'") < page.index("id='extra-evaluations'") < page.index("id='figures'")
+
+
+def test_extra_evaluation_seeds_spread_blanks_and_missing(tmp_path):
+    tree = make_tree(tmp_path)
+    crowd = tree["results"] / "synth_crowdpose" / "baseline"
+    for k, ap in ((1, HARD_AP + 0.02), (2, HARD_AP + 0.04)):
+        _write(crowd / f"seed{k}" / "metrics" / "synth_crowdpose_hard-val.refined.oks.json",
+               {"metrics": _crowd_metrics(ap)})
+    _merge_preset(tree, "experiments:\n"
+                        "  hard_tier: {train: synth_crowdpose, variants: [baseline], eval: [synth_crowdpose_hard/val],"
+                        " seeded: true}\n"
+                        "  coco_extra: {title: COCO-layout extra, train: synth_coco, variants: [hrnet_w48, ghost],"
+                        " eval: [synth_coco/val]}\n")
+    out, res = _build(tree, tmp_path)
+    r = _extra_row(res, "hard_tier", "baseline", "synth_crowdpose_hard-val")
+    assert r["seeds"] == "0, 1, 2" and r["AP"] == "25.4 ± 2.0" and r["AP(H)"] == "15.4 ± 2.0"
+    assert res["extra_tables"][0]["title"] == "hard_tier"             # no title: the experiment's name
+    r = _extra_row(res, "coco_extra", "hrnet_w48", "synth_coco-val")
+    assert r["AP"] == "34.6" and r["AP(E)"] == r["AP(H)"] == "" and r["AR50"] == ""   # the set has no such metric
+    r = _extra_row(res, "coco_extra", "ghost", "synth_coco-val")
+    assert r["seeds"] == "—" and r["AP"] == "—"
+    missing = dict(res["missing"])
+    assert missing["results/fake/synth_coco/ghost/seed0"] == "trained model (COCO-layout extra)"
+    # a seeded experiment expects every seed: one file gone prints the others' range and lists it
+    (crowd / "seed2" / "metrics" / "synth_crowdpose_hard-val.refined.oks.json").unlink()
+    out, res = _build(tree, tmp_path)
+    r = _extra_row(res, "hard_tier", "baseline", "synth_crowdpose_hard-val")
+    assert r["seeds"] == "0, 1" and r["AP"] == "24.4 [23.4–25.4]"
+    assert "results/fake/synth_crowdpose/baseline/seed2/metrics/synth_crowdpose_hard-val.refined.oks.json" in \
+        dict(res["missing"])
+    page = (out / "index.html").read_text()
+    assert "synth_crowdpose_hard-val.refined.oks.json" in page[page.index("id='missing'"):]

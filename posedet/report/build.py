@@ -4,7 +4,9 @@ Outputs (names fixed, see docs/report.md):
   summary.md (the findings), table{1..5}.{md,tex,csv}, figure3_<set>.png, figure3_summary.{md,csv},
   figure_speed_accuracy.png, figure4_<dataset>_<set>.jpg, figure5_<set>.jpg,
   figure_training_<dataset>.png, figure_learning_curve.png, figure_people_sweep.png (when the bench
-  has a sweep), missing.txt, provenance.json, index.html. Figure files of an earlier run that this
+  has a sweep), contact_sheet_<data set>.jpg (one per synthetic data set), missing.txt,
+  provenance.json, index.html (with the "Data sets" section and one table per extra evaluation:
+  an experiment that is not table1..5 / figure*). Figure files of an earlier run that this
   run does not write are removed (the upper-bound rule's figure3_upper_bound_* files are not the
   report's and are left alone).
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from posedet.report import datasets as DS
+from posedet.report import extra as EX
 from posedet.report import figures as F
 from posedet.report import findings as FD
 from posedet.report.collect import Inputs
@@ -31,7 +35,8 @@ from posedet.report.tables import (
 __all__ = ["build_report", "upper_bound_studies", "figure3_findings", "load_deviations", "ResultsNotFound"]
 
 # figure files the report writes (figure3_upper_bound_* belong to the upper-bound rule)
-_OWN_FIGURES = ("figure3_*.png", "figure4_*.png", "figure4_*.jpg", "figure5_*.png", "figure5_*.jpg", "figure_*.png")
+_OWN_FIGURES = ("figure3_*.png", "figure4_*.png", "figure4_*.jpg", "figure5_*.png", "figure5_*.jpg", "figure_*.png",
+                "contact_sheet_*.jpg")
 
 
 class ResultsNotFound(FileNotFoundError):
@@ -391,7 +396,8 @@ def _sweep(ctx: Context, out: Path, figs: list) -> None:
 
 def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | None = None,
                  recipe: str | None = None, hash_data: bool = True, log=print) -> dict:
-    """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings', 'deviations'}.
+    """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings', 'deviations',
+    'data_sets', 'extra_tables'}.
     Raises ``ResultsNotFound`` (and writes nothing) when ``results`` is not a folder."""
     t0 = time.perf_counter()
     results, out = Path(results), Path(out)
@@ -438,6 +444,14 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
             inputs.need(f"figure step '{name}' failed: {type(e).__name__}: {e}", "posedet.report.build")
             print(f"posedet report: warning: figure step {name} failed: {e!r}", file=sys.stderr)
 
+    try:
+        sheets = DS.contact_sheets(inputs, out, figs)
+    except Exception as e:     # as a figure step: say what failed, go on
+        inputs.need(f"data-set contact sheets failed: {type(e).__name__}: {e}", "posedet.report.datasets")
+        sheets = {}
+    data_sets = DS.data_set_rows(inputs, sheets)
+    extras = EX.extra_tables(ctx)
+
     claims = FD.collect_findings(ctx, studies)
     (out / "summary.md").write_text(FD.render_markdown(claims, preset_name))
 
@@ -457,9 +471,10 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
     index = write_index(out, ctx=ctx, tables=tables, figures=figs, findings=findings,
                         finding_sentences=findings_sentences(findings), provenance=prov,
                         deviations=deviations, deviations_source=dev_src,
-                        findings_html=FD.render_html(claims), deviation_table=dev_table)
+                        findings_html=FD.render_html(claims), deviation_table=dev_table,
+                        data_sets=data_sets, extra_tables=extras)
     return {"tables": tables, "figures": figs, "missing": list(inputs.missing), "index": index,
-            "findings": claims, "deviations": dev_table}
+            "findings": claims, "deviations": dev_table, "data_sets": data_sets, "extra_tables": extras}
 
 
 def _remove_stale_figures(out: Path, written: set[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Inputs", "ModelRun", "aggregate", "RESERVED_DIRS"]
+__all__ = ["Inputs", "ModelRun", "aggregate", "RESERVED_DIRS", "synthetic_data_files", "sheet_split"]
 
 # top-level folders of results/<preset>/ that are not <dataset> folders of trained models
 RESERVED_DIRS = {"data", "stats", "upper_bound", "pretrain", "bench", "logs", "benchmarks", "report",
@@ -155,6 +155,24 @@ class Inputs:
     def curve(self, run: ModelRun) -> dict | None:
         return self.json(run.path / "curve.json")
 
+    # ---------------------------------------------------------------- synthetic data sets
+    def synthetic_splits(self) -> dict[str, dict[str, Path]]:
+        """{data set: {split: folder}} of every ``data/<name>/<split>/stats.json`` found, plus the
+        splits the preset declares (their stats.json, when absent, is listed as missing); data sets
+        in the preset's order, then the others by name; splits train, val, test, then by name."""
+        declared = _synthetic_specs(self.preset)
+        root = self.results / "data"
+        found: dict[str, list[str]] = {}
+        for p in sorted(root.glob("*/*/stats.json")) if root.is_dir() else []:
+            found.setdefault(p.parent.parent.name, []).append(p.parent.name)
+        out: dict[str, dict[str, Path]] = {}
+        for name in list(declared) + sorted(n for n in found if n not in declared):
+            splits = declared.get(name, []) + [s for s in found.get(name, []) if s not in declared.get(name, [])]
+            if name not in declared:
+                splits.sort(key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s))
+            out[name] = {s: root / name / s for s in splits}
+        return out
+
     # ---------------------------------------------------------------- configs
     def model_config(self, dataset: str, variant: str) -> dict | None:
         """The resolved config the model trained with (``train/summary.json`` ``config``)."""
@@ -212,6 +230,37 @@ class Inputs:
             return sw
         sw["source"] = "defaults (no summary.json, no configs/variants.yaml entry)"
         return sw
+
+
+# -------------------------------------------------------------------- synthetic data sets
+
+_SPLIT_ORDER = ("train", "val", "test")
+
+
+def _synthetic_specs(preset: dict) -> dict[str, list[str]]:
+    """{name: [split, ...]} of the preset's synthetic data sets, in the preset's order."""
+    out = {}
+    for name, ds in ((preset or {}).get("datasets") or {}).items():
+        if isinstance(ds, dict) and ds.get("kind") == "synthetic":
+            out[str(name)] = [str(s) for s in (ds.get("splits") or {})]
+    return out
+
+
+def sheet_split(splits: list[str]) -> str | None:
+    """The split whose contact sheet stands for a data set: ``train``, else the first."""
+    return "train" if "train" in splits else (splits[0] if splits else None)
+
+
+def synthetic_data_files(preset: dict, results_dir: str) -> list[str]:
+    """What the report's "Data sets" section reads, as paths under ``results_dir``: ``stats.json`` of
+    every split of the preset's synthetic data sets and the ``contact_sheet.png`` of the split it
+    shows (``sheet_split``). The report rule takes them as inputs (workflow/rules/report.smk)."""
+    out = []
+    for name, splits in _synthetic_specs(preset).items():
+        out += [f"{results_dir}/data/{name}/{s}/stats.json" for s in splits]
+        if splits:
+            out.append(f"{results_dir}/data/{name}/{sheet_split(splits)}/contact_sheet.png")
+    return out
 
 
 # -------------------------------------------------------------------- statistics

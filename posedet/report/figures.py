@@ -6,7 +6,8 @@
 * ``plot_pose_rows``       — rows of images with poses drawn (Figure 4 / Figure 5 style);
 * ``plot_training_curves`` — loss terms against the step, from ``train_log.jsonl`` records;
 * ``plot_learning_curve``  — AP against training minutes / images seen, from ``curve.json``;
-* ``plot_people_sweep``    — network time against the number of people in the image (bench sweep).
+* ``plot_people_sweep``    — network time against the number of people in the image (bench sweep);
+* ``save_image_capped``    — an image file (a data set's contact sheet) as a size-capped JPEG thumbnail.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_upper_bound", "save_figure_atomic", "MAX_IMAGE_BYTES", "plot_speed_accuracy", "plot_pose_rows",
-           "plot_training_curves", "plot_learning_curve", "plot_people_sweep"]
+__all__ = ["plot_upper_bound", "save_figure_atomic", "save_image_capped", "MAX_IMAGE_BYTES", "THUMBNAIL_BYTES",
+           "plot_speed_accuracy", "plot_pose_rows", "plot_training_curves", "plot_learning_curve",
+           "plot_people_sweep"]
 
 _NMS_STYLE = {"oks": ("OKS-NMS", "-", "o"), "iou": ("IoU-NMS", "--", "s")}
 # (metric key, panel title); AP(H) first: the paper's Figure 3 plots it
@@ -65,6 +67,10 @@ def save_figure_atomic(fig: Figure, out_png: str | os.PathLike, dpi: int = 150,
             break
         d, q = d * 0.8, max(60, q - 5)
         data = _render(fig, d, jpeg, q, quantize)
+    _write_atomic(out, data)
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix or ".png", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -74,6 +80,42 @@ def save_figure_atomic(fig: Figure, out_png: str | os.PathLike, dpi: int = 150,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+THUMBNAIL_BYTES = 300_000       # a data set's contact sheet, as the report shows it
+
+
+def save_image_capped(src: str | os.PathLike, out_jpg: str | os.PathLike, max_bytes: int = THUMBNAIL_BYTES,
+                      max_side: int = 1000) -> tuple[int, int]:
+    """Write the image file ``src`` (a contact sheet) atomically as a JPEG of at most ``max_side``
+    pixels a side, re-encoded smaller (0.8x the size, lower quality) until it is at most
+    ``max_bytes``, as ``save_figure_atomic`` does; returns the written (width, height)."""
+    from PIL import Image          # a matplotlib dependency
+
+    out = Path(out_jpg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        img = im.convert("RGB")
+    scale = min(1.0, max_side / max(img.size))
+    q = 85
+
+    def encode(s: float, quality: int) -> tuple[bytes, tuple[int, int]]:
+        size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+        small = img if size == img.size else img.resize(size, Image.LANCZOS)
+        buf = io.BytesIO()
+        small.save(buf, format="JPEG", quality=quality, optimize=True)
+        return buf.getvalue(), size
+
+    data, size = encode(scale, q)
+    for _ in range(16):
+        if len(data) <= max_bytes:
+            break
+        scale, q = scale * 0.8, max(60, q - 5)
+        data, size = encode(scale, q)
+    if len(data) > max_bytes:
+        raise ValueError(f"{src}: no JPEG of at most {max_bytes} bytes found")
+    _write_atomic(out, data)
+    return size
 
 
 def plot_upper_bound(metrics_list: list[dict], out_png: str | os.PathLike, title: str,

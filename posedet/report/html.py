@@ -58,6 +58,10 @@ figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:12px;color:#444}
 code{background:#f3f3f3;padding:0 3px;overflow-wrap:anywhere}
 .missing{color:#a00}
+table.synthetic-data td{white-space:nowrap}
+table.synthetic-data td:nth-child(-n+3),table.synthetic-data td:last-child{text-align:left}
+.sheets{display:flex;flex-wrap:wrap;gap:1em}
+.sheets figure{flex:0 1 420px;max-width:100%}
 """
 
 
@@ -98,10 +102,66 @@ def _deviations(rows: list[dict], source: str | None, declared: bool) -> list[st
     return p
 
 
+DATA_SETS = "Data sets"     # the figure section of the contact sheets, shown with the data-set table
+
+
+def _extra_tables(tables: list[dict]) -> list[str]:
+    """One generic table per extra evaluation (posedet.report.extra)."""
+    p = ["<h2 id='extra-evaluations'>Extra evaluations</h2>",
+         "<p>The preset's experiments beyond the paper's tables and figures, each as its own table.</p>"]
+    for t in tables:
+        tid = f"extra-{t['name']}"
+        h = [f"<div class='scroll'><table class='extra' id='{_esc(tid)}'><caption><b>{_esc(t['title'])}</b>"
+             "</caption><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in t["columns"]) + "</tr></thead><tbody>"]
+        for r in t["rows"]:
+            h.append(f"<tr id='{_esc(tid + '-' + r['id'])}'>" + "".join(f"<td>{_esc(c)}</td>" for c in r["cells"])
+                     + "</tr>")
+        if not t["rows"]:
+            h.append(f"<tr><td colspan='{len(t['columns'])}' class='missing'>no model or set named</td></tr>")
+        h.append("</tbody></table></div>")
+        p.append("\n".join(h))
+        p.append(f"<p class='caption'>{_esc(t['caption'])}</p>")
+    return p
+
+
+def _data_sets(preset_name: str, rows: list[dict], sheets: list[dict]) -> list[str]:
+    """The synthetic data sets: their tier keys and statistics (from stats.json), and one contact
+    sheet per data set."""
+    from posedet.report.datasets import COLUMNS
+    p = ["<h2 id='data-sets'>Data sets</h2>",
+         f"<p>One row per synthetic data set and split under <code>results/{_esc(preset_name)}/data/</code>, read "
+         "from its <code>stats.json</code>: the generator's keys that set its tier (<code>generation</code>) and what "
+         "its annotations hold (persons per image; the share of images per crowd level, easy / medium / hard; "
+         "occluded: the share of labelled keypoints flagged occluded, v = 1). One contact sheet per data set: the "
+         "train split's, else the first split's.</p>"]
+    if not rows:
+        p.append(f"<p class='missing'>No synthetic data set found (no <code>results/{_esc(preset_name)}/data/"
+                 "&lt;name&gt;/&lt;split&gt;/stats.json</code>).</p>")
+        return p
+    h = ["<div class='scroll'><table class='synthetic-data'><thead><tr>"
+         + "".join(f"<th>{_esc(c)}</th>" for c in COLUMNS) + "</tr></thead><tbody>"]
+    for r in rows:
+        cells = []
+        for c in COLUMNS:
+            if c == "contact sheet" and r.get("_sheet"):
+                cells.append(f"<td><a href='{_esc(r['_sheet'])}'>{_esc(r['_sheet'])}</a></td>")
+            elif c == "split":
+                cells.append(f"<td title='{_esc(r.get('_source'))}'>{_esc(r.get(c))}</td>")
+            else:
+                cells.append(f"<td>{_esc(r.get(c))}</td>")
+        h.append(f"<tr id='data-{_esc(r['data set'])}-{_esc(r['split'])}'>" + "".join(cells) + "</tr>")
+    h.append("</tbody></table></div>")
+    p.append("\n".join(h))
+    if sheets:
+        p.append("<div class='sheets'>" + "".join(_figure(f) for f in sheets) + "</div>")
+    return p
+
+
 def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], findings: list[dict],
                 finding_sentences: list[str], provenance: dict, deviations: list[dict],
                 deviations_source: str | None, findings_html: str = "",
-                deviation_table: list[dict] | None = None) -> Path:
+                deviation_table: list[dict] | None = None, data_sets: list[dict] | None = None,
+                extra_tables: list[dict] | None = None) -> Path:
     inputs = ctx.inputs
     p = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
          f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -112,6 +172,8 @@ def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], fin
          "<a href='" + SNAKEMAKE_REPORT + "' id='snakemake-report'>Snakemake report</a> (rule code, runtimes, job "
          "graph).</p>",
          "<nav><a href='#findings'>Findings</a> · <a href='#deviations'>Deviations</a> · <a href='#tables'>Tables</a>"
+         + (" · <a href='#extra-evaluations'>Extra evaluations</a>" if extra_tables else "")
+         + " · <a href='#data-sets'>Data sets</a>"
          " · <a href='#figures'>Figures</a> · <a href='#missing'>Missing inputs</a> · "
          "<a href='#differences'>Paper vs code</a> · <a href='#provenance'>Provenance</a></nav>"]
     p.append(findings_html or "<section id='findings'><h2>Findings</h2><p>No findings computed.</p></section>")
@@ -124,10 +186,14 @@ def write_index(out: Path, *, ctx, tables: list[Table], figures: list[dict], fin
         p.append(f"<p>Files: <a href='{t.stem}.md'>{t.stem}.md</a> · <a href='{t.stem}.tex'>{t.stem}.tex</a> · "
                  f"<a href='{t.stem}.csv'>{t.stem}.csv</a> (every seed's value)</p>")
 
-    p.append("<h2 id='figures'>Figures</h2>")
     sections: dict = {}
     for f in figures:
         sections.setdefault(f["section"], []).append(f)
+    if extra_tables:
+        p += _extra_tables(extra_tables)
+    p += _data_sets(ctx.preset_name, data_sets or [], sections.pop(DATA_SETS, []))
+
+    p.append("<h2 id='figures'>Figures</h2>")
     order = ["Figure 3", "Speed and accuracy", "Figure 4", "Figure 5", "Training"]
     for sec in order + [s for s in sections if s not in order]:
         if sec not in sections and sec not in ("Figure 3",):

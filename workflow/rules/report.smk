@@ -2,6 +2,8 @@
 # It reads only files upstream rules wrote (docs/results_layout.md); `make reproduce` adds
 # `snakemake --report reports/<preset>/snakemake_report.html` (rule code, runtimes, the graph).
 
+from posedet.report.collect import synthetic_data_files
+
 REPORT_TABLES = [f"{REP}/table{i}.{ext}" for i in range(1, 6) for ext in ("md", "tex", "csv")]
 ABLATION = ["table4", "table5", "figure5"]
 
@@ -9,6 +11,7 @@ ABLATION = ["table4", "table5", "figure5"]
 rule report:
     input:
         report_inputs(),  # with the peers' metrics and summaries (common.smk)
+        synthetic_data_files(PRESET, RES),  # "Data sets": every synthetic split's stats.json, the contact sheets
     output:
         html=f"{REP}/index.html",
         summary=f"{REP}/summary.md",
