@@ -297,7 +297,9 @@ def experiments(preset: dict, variants: dict | None = None) -> dict[str, dict]:
             bad = [m for m in modes if m not in MODES] + [n for n in nms if n not in NMS_KINDS]
             if bad:
                 raise PresetError(f"{where}: unknown mode/nms {bad} (modes {MODES}, nms {NMS_KINDS})")
-            norm[v] = {"modes": modes, "nms": nms}
+            # a variant may override the experiment's `seeded:` (e.g. Table 5: the baseline on every
+            # seed for the NMS rows, the other models on seed 0)
+            norm[v] = {"modes": modes, "nms": nms, "seeded": bool(opts.get("seeded", e.get("seeded", False)))}
         out[name] = {"train": dataset, "eval": sets, "variants": norm, "seeded": bool(e.get("seeded", False)),
                      "title": e.get("title", name)}
     return out
@@ -312,8 +314,8 @@ def experiment_evals(preset: dict, name: str | None = None, variants: dict | Non
     for ename, e in exps.items():
         if name is not None and ename != name:
             continue
-        for seed in (seeds(preset) if e["seeded"] else [0]):
-            for v, opts in e["variants"].items():
+        for v, opts in e["variants"].items():
+            for seed in (seeds(preset) if opts["seeded"] else [0]):
                 for s in e["eval"]:
                     for mode in opts["modes"]:
                         for nms in opts["nms"]:

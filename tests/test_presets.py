@@ -70,20 +70,32 @@ def test_experiment_matrix(name):
                               for n in ("oks", "iou")}
     assert ("coarse" in {r[2] for r in rows("figure5")})
     # the Table 4/5 baseline is one model; one model serves both NMS rows
-    assert len({(e.dataset, e.variant, e.seed) for e in ev}) == 8
+    # (synthetic: baseline and no_refine on seeds 1..n-1 too, the per-variant `seeded:`)
+    extra = 2 * (len(P.seeds(preset)) - 1) if name == "synthetic" else 0
+    assert len({(e.dataset, e.variant, e.seed) for e in ev}) == 8 + extra
     # no duplicated predictions across experiments
     assert len({e[1:] for e in ev}) == len(ev)
 
 
 def test_seeds_multiply_only_the_seeded_ablations():
-    one = P.load_preset("synthetic", REPO)
-    three = P.load_preset("synthetic", REPO, overrides={"seeds": 3})
+    one = P.load_preset("smoke", REPO)
+    three = P.load_preset("smoke", REPO, overrides={"seeds": 3})
     assert P.seeds(three) == [0, 1, 2]
     m1, m3 = P.trained_models(one, VARIANTS), P.trained_models(three, VARIANTS)
     assert len(m1) == 8
     # Tables 4 and 5: baseline, no_refine, box_centroid, no_is, box_no_is x 3 seeds; Table 1 seed 0
     assert len(m3) == 3 + 5 * 3
     assert ("synth_crowdpose", "box_no_is", 2) in m3 and ("synth_coco", "dla34", 1) not in m3
+
+
+def test_a_variant_may_override_the_experiments_seeding():
+    # synthetic: Table 5's baseline on every seed (the NMS rows), its other models on seed 0 only
+    syn = P.load_preset("synthetic", REPO, overrides={"seeds": 3})
+    m = P.trained_models(syn, VARIANTS)
+    crowd = {(v, s) for d, v, s in m if d == "synth_crowdpose"}
+    assert {("baseline", s) for s in (0, 1, 2)} <= crowd and {("no_refine", s) for s in (0, 1, 2)} <= crowd
+    assert ("box_centroid", 0) in crowd and ("box_centroid", 1) not in crowd and ("no_is", 2) not in crowd
+    assert len(m) == 3 + 2 * 3 + 3
 
 
 def test_layout_paths():
