@@ -11,6 +11,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
+    "check": ("posedet.check", "preflight of a run: data, images, weights, device; prints the plan"),
     "synth": ("posedet.data.synth", "generate the embedded synthetic data set"),
     "pretrain": ("posedet.pretrain", "pre-train a backbone on a synthetic pretext task (no downloads)"),
     "train": ("posedet.train", "train a PoseDet variant"),
@@ -22,6 +23,7 @@ SUBCOMMANDS = {
     "report": ("posedet.report", "compile tables and figures into reports/"),
     "peer-train": ("posedet.peers.yolo_train", "train YOLO11n-pose beside PoseDet (same data and budget)"),
     "peer-predict": ("posedet.peers.yolo_predict", "COCO keypoint results of a peer-train checkpoint"),
+    "weights": ("posedet.model.weights", "stage / check the backbones' ImageNet weights (offline compute nodes)"),
 }
 
 

@@ -1,7 +1,7 @@
 """`posedet curve`: the learning curve of one training run.
 
     posedet curve --run-dir RUN/train --ann VAL.json [--images DIR] --out curve.json [--set infer.…]
-                  [--figure curve.png] [--evaluator official|faster-coco-eval]
+                  [--figure curve.png] [--evaluator official|faster-coco-eval] [--device cpu|auto|cuda]
 
 Every snapshot ``RUN/train/snapshots/stepNNNNNN.pt`` (written by ``posedet train`` with
 ``train.snapshot_every``) is run on the val set (single scale, refined poses, the run's infer
@@ -10,13 +10,15 @@ settings and ``--set`` overrides) and scored with the official metric of that se
 
 .. code-block:: json
 
-    {"set": "VAL.json", "metric": "crowdpose", "run_dir": "...", "config": {...},
+    {"set": "VAL.json", "metric": "crowdpose", "run_dir": "...", "device": "cpu", ...,
      "points": [{"step": 100, "images_seen": 1600, "minutes": 2.51, "AP": 0.12, "AP50": ...}, ...]}
 
 ``minutes`` is the training wall time behind the snapshot (across ``--resume``), from the snapshot
 itself; ``images_seen`` = step × global batch. Points already in an existing ``--out`` file (same
 step and same snapshot bytes size) are reused, so a re-run after new snapshots evaluates only the new
-ones. The figure plots AP / AP50 / AP75 against minutes, with images seen on a second axis.
+ones. ``device`` is the one the snapshots ran on (``--device``: ``cpu`` by default; ``auto``
+resolves to CUDA when there is one, ``posedet.devices.resolve_device``). The figure plots AP /
+AP50 / AP75 against minutes, with images seen on a second axis.
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ def evaluate_snapshot(path: Path, ann: str, images: str | None, overrides=(), ev
 
 def learning_curve(run_dir: str | Path, ann: str, images: str | None, out: str | Path,
                    overrides=(), evaluator: str = "official", device: str = "cpu") -> dict:
+    from posedet.devices import resolve_device
+
+    device = str(resolve_device(device))      # auto -> cuda | cpu; DeviceError (ValueError) if absent
     paths = snapshot_paths(run_dir)
     if not paths:
         raise ValueError(f"{run_dir}: no snapshots/step*.pt (train with train.snapshot_every=N)")
@@ -87,15 +92,16 @@ def learning_curve(run_dir: str | Path, ann: str, images: str | None, out: str |
         print(f"posedet curve: [{i + 1}/{len(paths)}] {path.name}: step {point['step']}, "
               f"{point['minutes']} min, AP {point.get('AP')}", file=sys.stderr, flush=True)
         # each point lands on disk at once: an interrupted curve keeps what it evaluated
-        write_json_atomic(out, _curve_doc(run_dir, ann, points, metric, package, overrides, complete=False))
-    doc = _curve_doc(run_dir, ann, points, metric, package, overrides, complete=True)
+        write_json_atomic(out, _curve_doc(run_dir, ann, points, metric, package, overrides, complete=False,
+                                          device=device))
+    doc = _curve_doc(run_dir, ann, points, metric, package, overrides, complete=True, device=device)
     write_json_atomic(out, doc)
     return doc
 
 
-def _curve_doc(run_dir, ann, points, metric, package, overrides, complete: bool) -> dict:
+def _curve_doc(run_dir, ann, points, metric, package, overrides, complete: bool, device: str | None = None) -> dict:
     return {"set": str(ann), "run_dir": str(run_dir), "metric": metric, "evaluator": package,
-            "overrides": list(overrides), "complete": complete,
+            "overrides": list(overrides), "complete": complete, "device": device,
             "points": sorted(points, key=lambda p: p["step"])}
 
 
@@ -135,7 +141,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="inference overrides, e.g. --set infer.nms=iou")
     p.add_argument("--evaluator", default="official", choices=["official", "faster-coco-eval"])
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N")
 
 
 def main(args) -> int:

@@ -1,7 +1,7 @@
 """`posedet predict`: run a trained PoseDet on an annotated image set, write COCO results.
 
     posedet predict --checkpoint RUN/final.pt --ann ANN.json [--images DIR] --out RESULTS.json \\
-        [--tta] [--coarse-only] [--config VARIANT.yaml] [--set infer.nms=iou ...] [--device cpu|cuda]
+        [--tta] [--coarse-only] [--config VARIANT.yaml] [--set infer.nms=iou ...] [--device auto|cpu|cuda]
 
 Settings: the ``infer`` section of the checkpoint's config, replaced by the one of ``--config``
 when given, then ``--set`` overrides, then ``--tta`` / ``--coarse-only``. ``--config`` and
@@ -23,6 +23,11 @@ Output: one JSON list in the COCO keypoint results format (``image_id``, ``categ
 Unreadable images are skipped with a warning; a run in which *no* image could be read (a wrong
 ``--images`` folder) is an error: exit 2, nothing written (an empty result would score AP 0 as if
 measured).
+
+Device: ``--device auto`` (the default: CUDA when there is one, else the CPU), ``cpu`` or ``cuda``
+(``posedet.devices.resolve_device``; ``cuda`` without CUDA: exit 2 before anything is loaded). The
+results file is the bare COCO list the evaluators read, so the device used (with the GPU's name)
+is recorded in the job's log: the first line ``posedet predict: device ...`` on stderr.
 """
 from __future__ import annotations
 
@@ -50,11 +55,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="variant YAML: the expected model and the infer settings")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set infer.nms=iou (repeatable)")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | cuda:N (default auto: cuda if available, else cpu)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for image decoding")
 
 
 def main(args) -> int:
+    from posedet.devices import DeviceError, describe_device, resolve_device
+
+    try:
+        dev = resolve_device(args.device)
+    except DeviceError as e:              # before the checkpoint and the data are read
+        print(f"posedet predict: {e}", file=sys.stderr)
+        return 2
+    print(f"posedet predict: device {describe_device(dev)}, torch {torch.__version__}", file=sys.stderr)
     try:
         ckpt = ckpt_io.load_checkpoint(args.checkpoint, map_location="cpu")
         cfg = resolve_config(ckpt, args.checkpoint, args.config, args.overrides,
@@ -65,7 +79,6 @@ def main(args) -> int:
     except ValueError as e:               # config, checkpoint and data errors
         print(f"posedet predict: {e}", file=sys.stderr)
         return 2
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(dev).eval()
     try:
         results, skipped = predict_index(model, index, cfg.infer, skeleton, dev,
@@ -79,7 +92,7 @@ def main(args) -> int:
               f"{skipped[:10]}{' ...' if len(skipped) > 10 else ''}", file=sys.stderr)
     out = Path(args.out)
     ckpt_io.atomic_write_bytes(out, lambda f: f.write(json.dumps(results).encode()))
-    print(f"posedet predict: {len(results)} poses on {len(index) - len(skipped)} images -> {out}",
+    print(f"posedet predict: {len(results)} poses on {len(index) - len(skipped)} images on {dev} -> {out}",
           file=sys.stderr)
     return 0
 

@@ -30,9 +30,7 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
         preset = yaml.safe_load(f)
     if not isinstance(preset, dict) or "datasets" not in preset:
         raise PresetError(f"{path}: a preset needs a 'datasets' mapping")
-    for key, value in (overrides or {}).items():
-        if key in preset and not isinstance(preset[key], (dict, list)):
-            preset[key] = value
+    apply_overrides(preset, overrides or {}, str(path))
     # Relative data roots are relative to the repository, wherever Snakemake runs from.
     for key in ("shared_data", "coco_root", "crowdpose_root"):
         if preset.get(key) is not None and not Path(str(preset[key])).is_absolute():
@@ -42,6 +40,49 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
         if isinstance(ds, dict) and ds.get("kind") == "synthetic":
             check_difficulty(ds, f"{path}: data set {ds_name!r}")
     return preset
+
+
+#: Top-level keys a ``--config`` override may add to a preset that does not declare them.
+OPTIONAL_KEYS = ("device", "weights_dir", "budget", "recipe_set")
+
+
+def apply_overrides(preset: dict, overrides: dict[str, Any], where: str) -> dict:
+    """Apply Snakemake ``--config`` / ``--configfile`` values to a loaded preset, in place.
+
+    A scalar replaces a top-level scalar key the preset has (or one of ``OPTIONAL_KEYS``); a
+    mapping is merged key by key into the preset's mapping of that name (so a config file can
+    swap one backbone, ``backbones: {hrnet_w48: {model: hrnet_w18_small}}``, or one recipe
+    value of the bench); a list replaces the preset's list. Other keys (``preset``, unknown
+    names) are not preset keys and are left alone; a mapping or list given for a scalar key, or
+    the reverse, is an error.
+    """
+    for key, value in overrides.items():
+        if key not in preset:
+            if key in OPTIONAL_KEYS and not isinstance(value, dict):
+                preset[key] = list(value) if isinstance(value, list) else value
+            continue
+        old = preset[key]
+        if isinstance(old, dict) or isinstance(value, dict):
+            if not (isinstance(old, dict) and isinstance(value, dict)):
+                raise PresetError(f"{where}: --config {key}: a mapping can only override a mapping "
+                                  f"(the preset has {type(old).__name__}, the override "
+                                  f"{type(value).__name__})")
+            preset[key] = _merged(old, value)
+        elif isinstance(old, list) or isinstance(value, list):
+            if not isinstance(value, list) or not (isinstance(old, list) or old is None):
+                raise PresetError(f"{where}: --config {key}: a list can only replace a list")
+            preset[key] = list(value)
+        else:
+            preset[key] = value
+    return preset
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` merged in recursively (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
 
 
 DIFFICULTY_KEYS = ("clutter", "max_people", "person_scale", "texture")
@@ -149,7 +190,10 @@ def unslug(preset: dict, s: str) -> str:
 # Variants live in ``configs/variants.yaml``: name → list of ``--set`` overrides applied on top of
 # the recipe. The pseudo-override ``backbone=NAME`` (NAME a paper backbone) expands to the
 # preset's ``backbones: NAME`` mapping: ``model.backbone=<stand-in>`` plus its ``set:`` list.
-# Override order: recipe file < training set's ``set`` < variant < ``train.seed`` < learning curve.
+# ``recipe_set:`` (a list of ``--set`` overrides, usually given through ``--configfile``) applies to
+# every model of the run, e.g. what a CPU forces on the paper preset (configs/overrides/paper_cpu.yaml).
+# Override order: recipe file < ``recipe_set`` < training set's ``set`` < variant < ``train.seed``
+# < learning curve.
 
 MODES = ("refined", "coarse", "tta")
 NMS_KINDS = ("oks", "iou")
@@ -221,7 +265,8 @@ def model_overrides(preset: dict, variants: dict, dataset: str, variant: str, se
     if variant not in variants:
         raise PresetError(f"no variant {variant!r} in configs/variants.yaml (has: {', '.join(variants)})")
     spec = preset["training_sets"][dataset]
-    out = _expand(preset, list(spec.get("set", [])), f"training set {dataset}")
+    out = _expand(preset, list(preset.get("recipe_set") or []), "recipe_set")
+    out += _expand(preset, list(spec.get("set", [])), f"training set {dataset}")
     out += _expand(preset, variants[variant], f"variant {variant}")
     out.append(f"train.seed={int(seed)}")
     return out

@@ -1,7 +1,7 @@
 """`posedet train`: train one PoseDet variant.
 
     posedet train --config VARIANT.yaml [--set train.lr=2e-4 ...] \\
-        --train-ann ANN.json [--train-images DIR] --out RUN_DIR [--resume] [--device cpu|cuda]
+        --train-ann ANN.json [--train-images DIR] --out RUN_DIR [--resume] [--device auto|cpu|cuda]
     torchrun --nproc_per_node 8 -m posedet train ...        # several GPUs / nodes (DDP)
 
 Writes into RUN_DIR (created; the caller names it): ``last.pt`` (full state, every
@@ -38,6 +38,12 @@ interleaved parts, normalises each by its own counts and averages their gradient
 running statistics differ: DDP keeps rank 0's). Logged loss terms are means over processes and
 micro-batches; ``num_*`` counts are totals. Only rank 0 logs and writes files.
 
+Fails fast (exit 2, one line, before any data is read): ``--device cuda`` without CUDA
+(``posedet.devices.resolve_device``; ``auto``: CUDA when there is one, else the CPU) and
+``model.pretrained`` weights that cannot be loaded offline (``posedet.model.weights.ensure_pretrained``:
+stage them with ``posedet weights`` and pass ``model.pretrained_file``). ``summary.json`` records
+the device used.
+
 A non-finite loss stops the run before the optimiser step, with the message
 ``non-finite loss_refine at step 17`` (exit code 3); ``last.pt`` keeps the last good state.
 """
@@ -60,6 +66,7 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from posedet import checkpoint as ckpt_io
+from posedet import devices
 from posedet.atomic import write_json_atomic
 from posedet.config import (Config, Schedule, config_from_dict, config_to_dict, flatten_config, load_config,
                             train_schedule)
@@ -85,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "annotation file if it exists, else the annotation file's folder)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, summary)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | cuda:N (default auto: cuda if available, else cpu)")
     p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -95,11 +103,14 @@ def main(args) -> int:
     except ValueError as e:
         print(f"posedet train: {e}", file=sys.stderr)
         return 2
+    from posedet.model.backbones import PretrainedWeightsError
+
     try:
         return train(cfg, args.train_ann, args.train_images, args.out, resume=args.resume,
                      device=args.device, stop_after_steps=args.stop_after_steps)
-    except (ValueError, TrainError) as e:
-        print(f"posedet train: {e}", file=sys.stderr)
+    except (ValueError, TrainError, PretrainedWeightsError) as e:
+        # one line (the weights' how-to included): what a job log shows
+        print("posedet train: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
 
 
@@ -205,19 +216,6 @@ def float_outputs(outputs: dict) -> dict:
             return type(v)(conv(x) for x in v)
         return v
     return {k: conv(v) for k, v in outputs.items()}
-
-
-def resolve_device(name: str | None, local_rank: int) -> torch.device:
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainError("--device cuda but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-    return dev
 
 
 def seed_everything(seed: int) -> None:
@@ -347,7 +345,9 @@ class _Procs:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if tc.deterministic:        # read by cuBLAS when it starts: set before CUDA is touched
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        dev = resolve_device(device, local_rank)
+        dev = devices.resolve_device(device, local_rank)     # DeviceError (a ValueError): exit 2
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
         if world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
                                     timeout=datetime.timedelta(minutes=30))
@@ -377,6 +377,10 @@ class _Run:
         self.amp_dtype = torch.float16 if tc.amp_dtype == "float16" else torch.bfloat16
         seed_everything(tc.seed)
         set_deterministic(tc.deterministic, dev)
+        # ImageNet weights that cannot be loaded fail here, in seconds, not after reading the data
+        from posedet.model.weights import ensure_pretrained
+
+        ensure_pretrained(cfg.model)
         self._build_data(train_ann, train_images)
         self.sched = train_schedule(tc, self.steps_per_epoch)
         self.total_steps = self.sched.total_steps
@@ -744,11 +748,12 @@ def loss_arguments(cfg: Config) -> dict:
                 weights=config_to_dict(cfg.loss.weights))
 
 
-# Keys a resumed run may change: the run's length and budget, logging and checkpoint cadence,
+# Keys a resumed run may change: where the ImageNet start was read from (a resumed run reads its
+# weights from last.pt), the run's length and budget, logging and checkpoint cadence,
 # data-loading workers, and everything that only matters at inference. A changed length or budget
 # resumes only if the steps already done were trained as this schedule would train them (the same
 # warm-up and lr drops so far: ``_Run._why_not_resume``); the later lr drops are this run's.
-RESUMABLE_CHANGES = ("name", "deviations", "train.iterations", "train.epochs", "train.budget",
+RESUMABLE_CHANGES = ("name", "deviations", "model.pretrained_file", "train.iterations", "train.epochs", "train.budget",
                      "train.max_minutes", "train.log_every", "train.ckpt_every", "train.snapshot_every",
                      "train.num_workers", "infer")
 

@@ -13,33 +13,15 @@ import pytest
 from posedet import presets as P
 from posedet.config import config_to_dict, flatten_config, load_config
 from posedet.data.synth import LAYOUTS
+from test_workflow import job_counts, jobs, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
 HARD = ("synth_coco_hard", "synth_crowdpose_hard")
-
-
-def job_counts(text):
-    """{rule: count} from the 'Job stats' table of a dry run."""
-    table = text[text.index("Job stats:"):]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        bits = line.split()
-        if len(bits) != 2 or not bits[1].isdigit():
-            break
-        counts[bits[0]] = int(bits[1])
-    return counts
 
 
 def shells(text, rule):
     """The shell commands of one rule's jobs in a dry run's output."""
-    out, cur = [], None
-    for line in text.splitlines():
-        if line.startswith(("rule ", "localrule ")):
-            cur = line.split()[1].rstrip(":")
-        elif line.startswith("Shell command:") and cur == rule:
-            out.append(line)
-    return out
+    return [j["shell"] for j in jobs(text) if j["rule"] == rule]
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +92,8 @@ def test_recipe_lists_every_departure_from_the_paper(preset):
 
 
 def test_dry_run_reproduce_tables_plans_the_hard_tier(tmp_path, preset):
-    out = subprocess.run(SNAKEMAKE + ["-n", "--cores", "16", "--directory", str(tmp_path), "--config",
-                                      "preset=synthetic_gpu", "--", "reproduce_tables"],
-                         cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    out = snakemake("-n", "--cores", "16", "--directory", str(tmp_path), "--config", "preset=synthetic_gpu",
+                    "--", "reproduce_tables")
     text = out.stdout
     counts = job_counts(text)
     assert counts["train"] == 12 and counts["peer_train"] == 4 and counts["peer_predict"] == 4

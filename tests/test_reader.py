@@ -108,8 +108,10 @@ BAD = {
                    ["annotations[1]", "id 11", "bbox"]),
     "negative box": (_set(["annotations", 2, "bbox"], [0, 0, -5, 3]),
                      ["annotations[2]", "id 12", "negative"]),
-    "negative kp": (_set(["annotations", 0, "keypoints", 15], -1.0),
-                    ["annotations[0]", "id 10", "left_shoulder", "negative"]),
+    "string kp": (_set(["annotations", 0, "keypoints", 15], "12"),
+                  ["annotations[0]", "id 10", "keypoints[15]", "left_shoulder", "not a number"]),
+    "string num_keypoints": (_set(["annotations", 1, "num_keypoints"], "3"),
+                             ["annotations[1]", "id 11", "num_keypoints"]),
     "bad visibility": (_set(["annotations", 0, "keypoints", 2], 7),
                        ["annotations[0]", "id 10", "nose", "visibility"]),
     "unknown image": (_set(["annotations", 2, "image_id"], 99),
@@ -142,6 +144,18 @@ def test_negative_coordinates_allowed_when_unlabelled(tmp_path):
     assert load_coco_keypoints(write(tmp_path, d)).num_annotations == 3
 
 
+def test_labelled_keypoint_at_negative_coordinates_is_kept_raw(tmp_path):
+    """CrowdPose's release has them (x = -1 ... -7): input, not an error; the index keeps the
+    raw value, training clips it onto the image (tests/test_quirks.py)."""
+    d = coco_dict()
+    d["annotations"][0]["keypoints"][15] = -1.0                 # left_shoulder x
+    idx = load_coco_keypoints(write(tmp_path, d))
+    a = idx.annotations_for(1)
+    assert a.keypoints[0, 5].tolist() == [-1.0, 20.0, 1.0] and a.num_keypoints[0] == 2
+    tr = filter_for_training(idx).annotations_for(1)
+    assert tr.keypoints[0, 5].tolist() == [0.0, 20.0, 1.0]
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(PoseDataError, match="nope.json.*not found"):
         load_coco_keypoints(tmp_path / "nope.json")
@@ -151,6 +165,11 @@ def test_missing_and_malformed_files(tmp_path):
         load_coco_keypoints(p)
     assert str(p) in str(exc.value) and "line 2, column" in str(exc.value)
     assert isinstance(exc.value, ValueError)
+    truncated = tmp_path / "truncated.json"
+    text = json.dumps(coco_dict(), indent=1)
+    truncated.write_text(text[:len(text) // 2])
+    with pytest.raises(PoseDataError, match=r"truncated\.json: malformed JSON at line \d+"):
+        load_coco_keypoints(truncated)
 
 
 def test_skeleton_mismatch(tmp_path):

@@ -5,6 +5,7 @@
     posedet bench embedding --out E.json    pose embedding: fast path, before, deform_conv2d, 3×3 conv
     posedet bench nms --out N.json          OKS-NMS on 1,000 candidates: fast path and before
     posedet bench fps --out F.json          one PoseDet model (network and end-to-end)
+    posedet bench loader --out L.json       training data loader, images/s per worker (512² crops)
 
 Modules (a lower one never imports a higher one; ``posedet.peers`` sits below all of them):
 ``protocol`` (timing, FLOPs, manifest) ← ``baselines`` (the pre-fast-path code, for before/after)
@@ -55,6 +56,7 @@ SUBCOMMANDS = {
     "embedding": ("posedet.bench.embedding", "pose-embedding micro-benchmark (fast path vs before vs DCN vs 3x3 conv)"),
     "nms": ("posedet.bench.nms", "OKS-NMS on 1,000 candidates (fast path vs before)"),
     "fps": ("posedet.bench.fps", "one PoseDet model: network and end-to-end FPS"),
+    "loader": ("posedet.bench.loader", "training data loader: images/s per worker on real JPEGs"),
 }
 
 

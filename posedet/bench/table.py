@@ -21,6 +21,13 @@ warm-up, 1–2 timed calls, sweep at 1 and 10 people: the same code paths in abo
 one loaded core (the smoke preset and CI); its numbers are not for reading.
 ``full``: 640×480 images, the paper's sizes, ≤ 10 timed calls per row capped at ~``budget_s``
 seconds of timing per row, sweep at 1, 5, 10, 20, 30 people.
+
+Devices: ``--device`` (``cpu`` by default; ``auto``: CUDA when there is one; ``cuda`` without
+CUDA: exit 2) may be given more than once (``--device cuda --device cpu``): the whole table is
+timed on each device in turn, in one JSON — every row and sweep row carries its ``device``, each
+``ratios`` / ``skipped`` entry too, and the manifest holds ``devices`` (in order) and
+``per_device`` (each run's own manifest: threads, GPU, load, wall time); its top-level fields
+are the first device's. The report shows one FPS column per device kind (GPU, CPU).
 """
 from __future__ import annotations
 
@@ -30,9 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from posedet.bench.protocol import finish_manifest, manifest, threads, write_json
+from posedet.devices import DeviceError, resolve_device
 
 MODES = {
     "quick": {"image_size": (160, 120), "sizes": {"dla34": 128, "hrnet_w32": 128, "hrnet_w48": 128},
@@ -73,9 +79,7 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
 
     cfg = dict(MODES[mode], **(overrides or {}))          # overrides: tests (tiny sizes, backbones)
     checkpoints = checkpoints or {}
-    dev = str(device)
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("posedet bench table: --device cuda but CUDA is not available")
+    dev = str(resolve_device(device))        # auto -> cuda | cpu; DeviceError if CUDA is absent
     nthreads = num_threads or os.cpu_count()
     want = (lambda name: methods is None or name in methods)
     t_start = time.perf_counter()
@@ -83,7 +87,7 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
         src = pose_source or default_pose_source()
         prior = load_prior(src)
         scene = make_scene(cfg["table_people"], cfg["image_size"], prior=prior, pose_source=src)
-        m = manifest(dev, nthreads, mode=mode)
+        m = manifest(dev, nthreads, mode=mode, device_requested=str(device))
         rows, sweep_rows, skipped, weights = [], [], [], {}
         quick = mode == "quick"
         kw = dict(warmup=cfg["warmup"], repeats=cfg["repeats"], budget_s=cfg["budget_s"],
@@ -181,6 +185,35 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
     return out
 
 
+def run_tables(devices: list[str], mode: str = "quick", **kw) -> dict:
+    """``run_table`` on each device in turn (``auto`` resolved; a device already timed is not timed
+    again), merged into one result: rows, sweep rows, ratios and skipped entries of every device
+    (each tagged with its ``device``), the first device's manifest with ``devices`` and
+    ``per_device`` added. One device: ``run_table``'s result plus ``devices``."""
+    runs, seen = [], set()
+    resolved = [str(resolve_device(d)) for d in devices]     # every device checked before timing starts
+    for want, dev in zip(devices, resolved):
+        if dev in seen:
+            _log(f"posedet bench table: --device {want} is {dev}, already timed; skipped")
+            continue
+        seen.add(dev)
+        _log(f"posedet bench table: timing on {dev}")
+        runs.append(run_table(mode, dev, **kw))
+    if not runs:
+        raise DeviceError("posedet bench table: no device to time")
+    out = dict(runs[0])
+    for key in ("rows", "sweep", "ratios", "skipped"):
+        out[key] = []
+        for res in runs:
+            dev = res["manifest"]["device"]
+            out[key] += [dict(r, device=r.get("device", dev)) for r in res[key]]
+    out["manifest"] = dict(runs[0]["manifest"], devices=[r["manifest"]["device"] for r in runs],
+                           per_device={r["manifest"]["device"]: r["manifest"] for r in runs})
+    if len(runs) > 1:
+        out["manifest"]["wall_s"] = sum(r["manifest"].get("wall_s", 0.0) for r in runs)
+    return out
+
+
 def ratios(rows: list[dict]) -> list[dict]:
     """PoseDet ÷ HigherHRNet-style (same backbone and input) and PoseDet ÷ Keypoint R-CNN (same
     input), as FPS ratios (= the peer's ms ÷ PoseDet's ms), network and end-to-end; and each
@@ -220,22 +253,28 @@ def format_table(res: dict) -> str:
     if res.get("sweep"):
         lines.append("")
         lines.append("people-count sweep (network ms):")
-        methods = sorted({(r["method"], r["backbone"]) for r in res["sweep"]}, key=str)
+        key = (lambda r: (r["method"], r["backbone"], r.get("device", "")))  # noqa: E731
+        methods = sorted({key(r) for r in res["sweep"]}, key=str)
         people = sorted({r["people"] for r in res["sweep"]})
         lines.append(f"{'method':40s} " + " ".join(f"{p:>9d}" for p in people))
+        several = len({m[2] for m in methods}) > 1
         for mth in methods:
-            vals = {r["people"]: r["network_ms"] for r in res["sweep"] if (r["method"], r["backbone"]) == mth}
-            lines.append(f"{mth[0] + ' ' + mth[1]:40s} " + " ".join(f"{vals.get(p, float('nan')):9.1f}" for p in people))
+            vals = {r["people"]: r["network_ms"] for r in res["sweep"] if key(r) == mth}
+            label = f"{mth[0]} {mth[1]}" + (f" ({mth[2]})" if several else "")
+            lines.append(f"{label:40s} " + " ".join(f"{vals.get(p, float('nan')):9.1f}" for p in people))
     if res.get("ratios"):
         lines.append("")
         for q in res["ratios"]:
             e2e = f", end-to-end {q['end_to_end']:.2f}" if "end_to_end" in q else ""
-            lines.append(f"{q['what']} ({q['backbone']} @ {q['short_side']}): network {q['network']:.2f}{e2e}")
+            on = f", {q['device']}" if q.get("device") else ""
+            lines.append(f"{q['what']} ({q['backbone']} @ {q['short_side']}{on}): network {q['network']:.2f}{e2e}")
     for s in res.get("skipped", []):
-        lines.append(f"skipped {s['method']}: {s['reason']}")
+        on = f" on {s['device']}" if s.get("device") else ""
+        lines.append(f"skipped {s['method']}{on}: {s['reason']}")
     m = res["manifest"]
-    lines.append(f"[{m['mode']}] {m['cpu']} / {m['gpu']}, {m['threads']} threads, torch {m['torch']}, load "
-                 f"{m['loadavg_at_start']} -> {m.get('loadavg_at_end')}, {m.get('wall_s', 0):.0f} s")
+    for dev, dm in (m.get("per_device") or {m.get("device"): m}).items():
+        lines.append(f"[{dm['mode']}, {dev}] {dm['cpu']} / {dm['gpu']}, {dm['threads']} threads, torch {dm['torch']}, "
+                     f"load {dm['loadavg_at_start']} -> {dm.get('loadavg_at_end')}, {dm.get('wall_s', 0):.0f} s")
     return "\n".join(lines)
 
 
@@ -248,7 +287,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(e.g. results/synthetic/synth_coco)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="BACKBONE=PATH",
                    help="a trained checkpoint for one backbone (repeatable)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", action="append", default=None, metavar="DEVICE",
+                   help="cpu (default) | auto | cuda | cuda:N; repeat to time each device in turn "
+                        "(--device cuda --device cpu), one JSON")
     p.add_argument("--amp", action="store_true", help="fp16 autocast (CUDA)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--pose-source", default=None, help="pose prior for the synthetic images")
@@ -265,8 +306,14 @@ def main(args) -> int:
         if not sep:
             raise SystemExit(f"posedet bench table: --checkpoint takes BACKBONE=PATH, got {spec!r}")
         explicit[bb] = path
-    res = run_table(args.preset_mode, args.device, args.amp, args.threads, args.checkpoint_dir, explicit,
-                    args.pose_source, peers=not args.no_peers, sweep=not args.no_sweep, methods=args.methods)
+    devs = [d for spec in (args.device or ["cpu"]) for d in spec.split(",") if d.strip()]
+    try:
+        res = run_tables(devs, args.preset_mode, amp=args.amp, num_threads=args.threads,
+                         checkpoint_dir=args.checkpoint_dir, checkpoints=explicit, pose_source=args.pose_source,
+                         peers=not args.no_peers, sweep=not args.no_sweep, methods=args.methods)
+    except DeviceError as e:
+        print(f"posedet bench table: {e}", file=sys.stderr)
+        return 2
     write_json(res, args.out)
     print(format_table(res))
     print(f"wrote {args.out}")

@@ -36,8 +36,10 @@ from posedet.data.transforms import inference_transform, to_tensor, train_transf
 class PoseTrainDataset(Dataset):
     """Random-person crops for training.
 
-    ``min_keypoints``: persons with fewer labelled keypoints (and crowd regions) are dropped, and
-    images left without persons (``filter_for_training``); None keeps the index as given.
+    ``min_keypoints``: the training policy of ``filter_for_training`` (docs/data.md) is applied:
+    labelled keypoints just outside the image clipped onto it, crowd regions, persons with fewer
+    labelled keypoints and persons without a usable box dropped, and images left without
+    persons; None keeps the index as given.
 
     Item: ``image`` float32 [3, S, S] (ImageNet-normalised); ``keypoints`` float32 [N, K, 3]
     (x, y, v in patch pixels, v = 0 and x = y = 0 outside the patch); ``boxes`` float32 [N, 4]

@@ -10,6 +10,26 @@ or a NaN box goes through silently and fails much later, far from the file) and 
 wants the annotations as per-image numpy arrays; the evaluators still read the same files with
 pycocotools / xtcocotools themselves.
 
+Raw values in, one training policy out
+--------------------------------------
+The released files have quirks that are normal input, not errors (``docs/data.md`` lists them with
+their counts on the real CrowdPose val file): crowd regions (``iscrowd=1``, COCO's with an RLE
+``segmentation`` and all-zero keypoints, CrowdPose's sometimes with labelled keypoints), persons
+with no labelled keypoint, a stored ``num_keypoints`` that disagrees with the v > 0 flags
+(CrowdPose counts differently), labelled keypoints a few pixels outside the image (CrowdPose has
+them at x = -1 ... -7 and x = width), coordinates stored with v = 0, float or integer
+coordinates, tiny or zero-sized boxes, images without annotations. The index keeps all of them
+with their raw values (evaluation and statistics need the file as released);
+``filter_for_training`` applies the training policy of ``posedet.data.quirks.training_policy``
+(clip or unlabel outside points, drop crowd regions and unlabelled persons, repair or drop
+degenerate boxes) and ``posedet.data.quirks.quirk_counts`` counts them.
+
+Unusable input is a ``PoseDataError`` naming the file and the entry (index and id): a missing or
+malformed (e.g. truncated) file, a missing required key, keypoint names of no known skeleton, a
+keypoint count other than the skeleton's, a value that is not a finite number (NaN, infinity, a
+string), a visibility other than 0/1/2, a box with negative width or height, a negative area, an
+annotation of an unknown image, duplicate ids.
+
 Conventions
 -----------
 * Image paths: ``image_root / file_name``; without ``image_root`` (``default_image_root``) the
@@ -20,10 +40,11 @@ Conventions
 * Annotations with ``iscrowd=1`` and persons with no labelled keypoint are kept
   (evaluation needs them); ``filter_for_training`` drops them for training.
 * ``num_keypoints`` is recomputed as the count of keypoints with v > 0 (CrowdPose's stored value
-  counts differently); the stored field is not needed.
+  counts differently); the stored field is kept as ``num_keypoints_stored`` (-1 when absent).
 * ``areas``: the annotation's ``area`` (COCO: segment area). A file with no ``area`` at all
   (CrowdPose) gets box w·h·0.53 (DESIGN.md, Data conventions); a file where only some annotations
   lack it is an error.
+* ``segmentation`` (polygons or RLE) is not read.
 * Annotations whose ``category_id`` names a category without keypoints are ignored (a
   ``person_keypoints`` file has only the person category; this only matters for mixed files).
 """
@@ -71,6 +92,15 @@ class ImageAnnotations:
     iscrowd: np.ndarray        # [N] int64 (0/1)
     num_keypoints: np.ndarray  # [N] int64, count of v > 0
     ann_ids: np.ndarray        # [N] int64
+    #: [N] int64, the file's ``num_keypoints`` as stored (-1 when absent); default all -1
+    num_keypoints_stored: np.ndarray | None = None
+
+    _FIELDS = ("keypoints", "boxes", "areas", "iscrowd", "num_keypoints", "ann_ids",
+               "num_keypoints_stored")
+
+    def __post_init__(self) -> None:
+        if self.num_keypoints_stored is None:
+            self.num_keypoints_stored = np.full(self.ann_ids.shape, -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.ann_ids.shape[0])
@@ -87,11 +117,22 @@ class ImageAnnotations:
         )
 
     def select(self, mask: np.ndarray) -> "ImageAnnotations":
-        return ImageAnnotations(
-            keypoints=self.keypoints[mask], boxes=self.boxes[mask], areas=self.areas[mask],
-            iscrowd=self.iscrowd[mask], num_keypoints=self.num_keypoints[mask],
-            ann_ids=self.ann_ids[mask],
-        )
+        return ImageAnnotations(**{f: getattr(self, f)[mask] for f in self._FIELDS})
+
+    @staticmethod
+    def concat(parts: Sequence["ImageAnnotations"], num_keypoints: int) -> "ImageAnnotations":
+        """All rows of ``parts``, in order, as one ImageAnnotations."""
+        if not parts:
+            return ImageAnnotations.empty(num_keypoints)
+        return ImageAnnotations(**{f: np.concatenate([getattr(p, f) for p in parts])
+                                   for f in ImageAnnotations._FIELDS})
+
+    def split(self, counts: Sequence[int]) -> list["ImageAnnotations"]:
+        """Inverse of ``concat``: consecutive pieces of ``counts[i]`` rows."""
+        cuts = np.cumsum(np.asarray(counts, dtype=np.int64))[:-1]
+        pieces = {f: np.split(getattr(self, f), cuts) for f in self._FIELDS}
+        return [ImageAnnotations(**{f: pieces[f][i] for f in self._FIELDS})
+                for i in range(len(counts))]
 
 
 @dataclass
@@ -128,6 +169,14 @@ class PoseDatasetIndex:
     def annotations_for(self, image_id: int) -> ImageAnnotations:
         return self.annotations[self._pos[image_id]]
 
+    def flat_annotations(self) -> tuple[ImageAnnotations, np.ndarray]:
+        """Every annotation of the index as one ImageAnnotations (image order, then file order
+        within an image) and the position of each one's image in ``images``."""
+        counts = np.fromiter((len(a) for a in self.annotations), dtype=np.int64,
+                             count=len(self.annotations))
+        flat = ImageAnnotations.concat(self.annotations, self.skeleton.num_keypoints)
+        return flat, np.repeat(np.arange(len(self.annotations), dtype=np.int64), counts)
+
     def subset(self, positions: Iterable[int]) -> "PoseDatasetIndex":
         pos = list(positions)
         return replace(self, images=[self.images[i] for i in pos],
@@ -142,9 +191,10 @@ def _load_json(ann_file: str) -> Any:
     if not os.path.isfile(ann_file):
         raise PoseDataError(f"{ann_file}: annotation file not found")
     try:
-        with open(ann_file, "rb") as fh:
-            raw = fh.read()
-        return json.loads(raw)
+        # text, not bytes: json.loads(bytes) would hold the bytes and their decoded copy at once
+        with open(ann_file, encoding="utf-8-sig") as fh:
+            text = fh.read()
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PoseDataError(
             f"{ann_file}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -314,8 +364,15 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1):
             raise PoseDataError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
+        nk = ann.get("num_keypoints", -1)
+        if type(nk) is not int:
+            if not (_finite_number(nk) and nk == int(nk)):
+                raise PoseDataError(f"{where}: num_keypoints must be an integer, got {nk!r}")
+            nk = int(nk)
+        if nk < 0 and "num_keypoints" in ann:
+            raise PoseDataError(f"{where}: negative num_keypoints {nk!r}")
         has_area.append("area" in ann)
-        anns.append((where, aid, pos[ann["image_id"]], int(crowd), ann.get("area")))
+        anns.append((where, aid, pos[ann["image_id"]], int(crowd), ann.get("area"), nk))
         kp_rows.append(kps)
         box_rows.append(box)
 
@@ -332,11 +389,7 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
         a, kk = bad_v[0]
         raise PoseDataError(f"{anns[a][0]}: keypoint {skel.keypoints[kk]!r} has visibility "
                             f"{vis[a, kk]!r}, expected 0, 1 or 2")
-    bad_xy = np.argwhere((vis > 0) & ((kp_arr[..., 0] < 0) | (kp_arr[..., 1] < 0)))
-    if bad_xy.size:
-        a, kk = bad_xy[0]
-        raise PoseDataError(f"{anns[a][0]}: labelled keypoint {skel.keypoints[kk]!r} has negative "
-                            f"coordinates ({kp_arr[a, kk, 0]}, {kp_arr[a, kk, 1]})")
+    # Labelled keypoints outside the image are kept as they are (quirks.training_policy).
 
     if n and all(has_area):
         area_source = "area"
@@ -352,6 +405,7 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
     img_pos = np.asarray([a[2] for a in anns], dtype=np.int64)
     ann_ids = np.asarray([a[1] for a in anns], dtype=np.int64)
     iscrowd = np.asarray([a[3] for a in anns], dtype=np.int64)
+    stored_kp = np.asarray([a[5] for a in anns], dtype=np.int64)
     num_kp = (vis > 0).sum(axis=1).astype(np.int64)
     order = np.argsort(img_pos, kind="stable")           # keep file order within an image
     bounds = np.searchsorted(img_pos[order], np.arange(len(images) + 1))
@@ -365,7 +419,8 @@ def load_coco_keypoints(ann_file: str | os.PathLike, image_root: str | os.PathLi
             continue
         grouped.append(ImageAnnotations(keypoints=kp32[sel], boxes=box32[sel], areas=area32[sel],
                                         iscrowd=iscrowd[sel], num_keypoints=num_kp[sel],
-                                        ann_ids=ann_ids[sel]))
+                                        ann_ids=ann_ids[sel],
+                                        num_keypoints_stored=stored_kp[sel]))
     return PoseDatasetIndex(skeleton=skel, ann_file=ann_file, image_root=root, images=images,
                             annotations=grouped, area_source=area_source)
 
@@ -388,19 +443,35 @@ def _numeric_array(rows: list, shape: tuple, anns: list, what: str, skel: Skelet
 
 
 def filter_for_training(index: PoseDatasetIndex, min_keypoints: int = 1,
-                        drop_empty_images: bool = True) -> PoseDatasetIndex:
-    """Keep non-crowd persons with >= ``min_keypoints`` labelled keypoints.
+                        drop_empty_images: bool = True,
+                        clip_margin: float | None = None) -> PoseDatasetIndex:
+    """The training view of ``index``: ``posedet.data.quirks.training_policy`` on every image.
 
-    Images left without persons are dropped (a random-person crop needs a person) unless
-    ``drop_empty_images=False``.
+    Labelled keypoints just outside the image are clipped onto it (farther than
+    ``clip_margin`` px, default ``quirks.CLIP_MARGIN``: marked unlabelled); crowd regions,
+    persons with fewer than ``min_keypoints`` labelled keypoints and persons with a degenerate
+    box that their keypoints cannot replace are dropped. Images left without persons are
+    dropped (a random-person crop needs a person) unless ``drop_empty_images=False``.
+    ``index`` itself is not changed (it keeps the raw values).
     """
+    from posedet.data.quirks import CLIP_MARGIN, training_policy
+
+    flat, image_pos = index.flat_annotations()
+    widths = np.asarray([rec.width for rec in index.images], dtype=np.float64)
+    heights = np.asarray([rec.height for rec in index.images], dtype=np.float64)
+    area_factor = CROWDPOSE_AREA_FACTOR if index.area_source != "area" else None
+    kept, keep = training_policy(flat, widths[image_pos], heights[image_pos],
+                                 min_keypoints=min_keypoints,
+                                 clip_margin=CLIP_MARGIN if clip_margin is None else clip_margin,
+                                 area_factor=area_factor)
+    counts = np.bincount(image_pos[keep], minlength=len(index.images))
+    per_image = kept.split(counts)
     images, anns = [], []
-    for rec, a in zip(index.images, index.annotations):
-        keep = (a.iscrowd == 0) & (a.num_keypoints >= min_keypoints)
-        if drop_empty_images and not keep.any():
+    for rec, a, c in zip(index.images, per_image, counts):
+        if drop_empty_images and c == 0:
             continue
         images.append(rec)
-        anns.append(a.select(keep))
+        anns.append(a)
     return replace(index, images=images, annotations=anns, _pos={})
 
 

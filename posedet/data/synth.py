@@ -478,36 +478,32 @@ def _distractor(rng: np.random.Generator, width: int, height: int, s_ref: float,
                   light=(rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.3)))
 
 
-def make_smooth_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """``light`` clutter's background: a colour gradient with low-frequency colour noise only."""
+def _gradient_background(rng: np.random.Generator, width: int, height: int, cell: tuple[float, float],
+                         noise: tuple[float, float]) -> np.ndarray:
+    """Linear gradient c1 -> c2 along a random direction plus low-frequency colour noise (std drawn
+    from ``noise``), made on a coarse grid of cells of U[``cell``] px and resized (a linear ramp
+    survives the interpolation)."""
     a = rng.uniform(0, 2 * np.pi)
     c1, c2 = _random_color(rng, val=(0.2, 1.0)), _random_color(rng, val=(0.2, 1.0))
-    cell = rng.uniform(16, 64)
-    gh, gw = int(height / cell) + 2, int(width / cell) + 2
+    size = rng.uniform(*cell)
+    gh, gw = int(height / size) + 2, int(width / size) + 2
     gy, gx = np.ogrid[:gh, :gw]
     t = gx / max(gw - 1, 1) * math.cos(a) + gy / max(gh - 1, 1) * math.sin(a)
     t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6)).astype(np.float32)
     small = c1 + (c2 - c1) * t[..., None]
-    small += rng.standard_normal((gh, gw, 3), dtype=np.float32) * np.float32(rng.uniform(3, 15))
+    small += rng.standard_normal((gh, gw, 3), dtype=np.float32) * np.float32(rng.uniform(*noise))
     img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def make_smooth_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """``light`` clutter's background: a colour gradient with low-frequency colour noise only."""
+    return _gradient_background(rng, width, height, cell=(16, 64), noise=(3, 15))
+
+
 def make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Cluttered RGB background: gradient, low-frequency noise, stripes, shapes, lines."""
-    # Linear gradient c1 -> c2 along direction a plus low-frequency colour noise, made on a
-    # coarse grid and resized (a linear ramp survives the interpolation).
-    a = rng.uniform(0, 2 * np.pi)
-    c1, c2 = _random_color(rng, val=(0.2, 1.0)), _random_color(rng, val=(0.2, 1.0))
-    cell = rng.uniform(8, 64)
-    gh, gw = int(height / cell) + 2, int(width / cell) + 2
-    gy, gx = np.ogrid[:gh, :gw]
-    t = gx / max(gw - 1, 1) * math.cos(a) + gy / max(gh - 1, 1) * math.sin(a)
-    t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6)).astype(np.float32)
-    small = c1 + (c2 - c1) * t[..., None]
-    small += rng.standard_normal((gh, gw, 3), dtype=np.float32) * np.float32(rng.uniform(5, 35))
-    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    img = np.clip(img, 0, 255).astype(np.uint8)
+    img = _gradient_background(rng, width, height, cell=(8, 64), noise=(5, 35))
     if rng.random() < 0.5:   # a striped region (wall, awning, floor)
         ang, period = rng.uniform(0, np.pi), rng.uniform(3, 24)
         yy, xx = np.ogrid[:height, :width]
@@ -596,17 +592,17 @@ def render_scene(persons: list[Person], size: tuple[int, int], rng: np.random.Ge
     blur; ``light`` a smooth gradient background and mild sensor noise; ``none`` a flat grey
     background with nothing else drawn.
     """
-    level = {True: "full", False: "none"}.get(clutter, clutter) if isinstance(clutter, bool) else clutter
+    level = ("full" if clutter else "none") if isinstance(clutter, bool) else clutter
     if level not in CLUTTER_LEVELS:
         raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {clutter!r}")
-    clutter = level == "full"
+    full = level == "full"
     width, height = size
     for p in persons:
         if p.mask is None:
             render_mask(p, width, height)
     label = np.zeros((height, width), np.int16)
     s_ref = min(float(np.median([p.scale for p in persons])) if persons else 1e9, 0.15 * min(size))
-    if clutter:
+    if full:
         image = make_background(rng, width, height)
         for _ in range(int(rng.integers(1, 6))):
             d = _distractor(rng, width, height, s_ref)
@@ -622,7 +618,7 @@ def render_scene(persons: list[Person], size: tuple[int, int], rng: np.random.Ge
         img = _noise_patch(rng, height, width) * np.float32(rng.uniform(1.0, 3.0))
         img += image
         image = np.clip(img, 0, 255).astype(np.uint8)
-    if clutter:
+    if full:
         for _ in range(int(rng.choice([0, 1, 2], p=[0.55, 0.33, 0.12]))):
             d = _distractor(rng, width, height, s_ref)
             render_mask(d, width, height)
@@ -838,6 +834,15 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
+def annotation_quirks(ann_file: str | Path) -> dict[str, int]:
+    """``posedet.data.quirks.quirk_counts`` of a COCO-format keypoint file (read by the training
+    reader, so a file it cannot use raises its ``PoseDataError``, a ValueError)."""
+    from posedet.data.quirks import quirk_counts
+    from posedet.data.reader import load_coco_keypoints
+
+    return quirk_counts(load_coco_keypoints(ann_file))
+
+
 def prior_fingerprint(prior: PosePrior) -> str:
     return hashlib.sha256(np.ascontiguousarray(prior.poses).tobytes()).hexdigest()[:16]
 
@@ -903,6 +908,7 @@ def generate_dataset(out_dir: str | Path, prior: PosePrior, *, layout: str = "cr
                             titles=[s[2] for s in sheet])
         _atomic_write_bytes(out / "contact_sheet.png", _encode(img, "png", 0))
     stats = annotation_stats(coco)
+    stats["quirks"] = annotation_quirks(out / "annotations.json")
     stats["generation"] = {
         "layout": layout, "num_images": num_images, "size": [width, height], "seed": seed, "density": density,
         **dif.as_dict(), "image_format": image_format, "seconds_images": round(t_images, 3),
@@ -963,6 +969,7 @@ def main(args: argparse.Namespace) -> int:
     if args.stats_only is not None:
         try:
             stats = annotation_stats(args.stats_only)
+            stats["quirks"] = annotation_quirks(args.stats_only)
         except (ValueError, KeyError) as e:
             print(f"posedet synth: {e}", file=sys.stderr)
             return 2

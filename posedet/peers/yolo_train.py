@@ -238,13 +238,15 @@ def epochs_for_budget(images_budget: int, num_images: int) -> int:
 
 
 def _device(name: str | None) -> str:
-    import torch
+    """Ultralytics' device string ("cpu" | "0") of ``auto`` / ``cpu`` / ``cuda[:N]``
+    (``posedet.devices.resolve_device``: CUDA asked for where there is none is a PeerError)."""
+    from posedet.devices import DeviceError, resolve_device
 
-    if name is None:
-        return "0" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        return name.partition(":")[2] or "0"
-    return name
+    try:
+        dev = resolve_device(name)
+    except DeviceError as e:
+        raise PeerError(str(e)) from None
+    return "cpu" if dev.type == "cpu" else str(dev.index or 0)
 
 
 def _versions() -> dict:
@@ -274,6 +276,7 @@ def train(train_ann: str, val_ann: str, out: str | os.PathLike, *, train_images:
         raise PeerError(f"--time-budget must be > 0 seconds, got {time_budget}")
     if epochs is not None and epochs < 1:
         raise PeerError(f"--epochs must be >= 1, got {epochs}")
+    device = _device(device)              # before any work: CUDA asked for where there is none
     run = Path(out).resolve()
     t0 = time.perf_counter()
     load_before = os.getloadavg()
@@ -311,7 +314,7 @@ def train(train_ann: str, val_ann: str, out: str | os.PathLike, *, train_images:
     yolo.add_callback("on_train_epoch_end", _on_epoch_end)
     args = dict(data=str(data_yaml), imgsz=int(imgsz), batch=int(batch), workers=0, seed=int(seed),
                 deterministic=True, plots=False, val=False, amp=False, pretrained=False,
-                device=_device(device), project=str(run.parent), name=run.name, exist_ok=True,
+                device=device, project=str(run.parent), name=run.name, exist_ok=True,
                 close_mosaic=int(cm), save=True, verbose=True)
     if time_budget is not None:
         args["time"] = float(time_budget) / 3600.0
@@ -381,6 +384,9 @@ def predict(checkpoint: str, ann: str, out: str | os.PathLike, *, images: str | 
             imgsz: int | None = None, conf: float = 0.001, iou: float = 0.7, max_det: int = 100,
             device: str | None = None, threads: int | None = None, batch: int = 16) -> list[dict]:
     """COCO keypoint results of a trained YOLO-pose checkpoint on every image of ``ann``."""
+    device = _device(device)
+    # the results file is a bare COCO list: the job's log records the device
+    print(f"posedet peer-predict: device {'cpu' if device == 'cpu' else 'cuda:' + device}", file=sys.stderr)
     if not os.path.isfile(checkpoint):
         raise PeerError(f"{checkpoint}: checkpoint not found")
     index = _load(ann, images)
@@ -410,7 +416,7 @@ def predict(checkpoint: str, ann: str, out: str | os.PathLike, *, images: str | 
     for i in range(0, len(recs), batch):
         chunk = recs[i:i + batch]
         preds = yolo.predict([r.path for r in chunk], imgsz=int(imgsz), conf=conf, iou=iou, max_det=max_det,
-                             device=_device(device), verbose=False, save=False)
+                             device=device, verbose=False, save=False)
         for rec, r in zip(chunk, preds):
             if r.keypoints is None or r.boxes is None or len(r.boxes) == 0:
                 continue
@@ -441,7 +447,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: cuda if available)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"Ultralytics model YAML (default {DEFAULT_MODEL})")
     p.add_argument("--close-mosaic", type=int, default=None,
                    help="final epochs without mosaic (default: 10%% of the epochs; 10 under --time-budget)")
@@ -489,7 +495,7 @@ def predict_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-det", type=int, default=100, help="poses per image at most (default 100)")
     p.add_argument("--batch", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS)")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: cuda if available)")
 
 
 def predict_main(args) -> int:

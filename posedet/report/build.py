@@ -1,5 +1,9 @@
 """``build_report``: read results/<preset>/, write reports/<preset>/ (tables, figures, index.html).
 
+Given the run's plan (``plan=``, posedet/plan.py; the workflow passes ``results/<preset>/plan.json``)
+it reads only the files the plan names, takes the preset as the run resolved it (``--config``
+overrides applied) and the recipe's declared deviations from what the models trained with.
+
 Outputs (names fixed, see docs/report.md):
   summary.md (the findings), table{1..5}.{md,tex,csv}, figure3_<set>.png, figure3_summary.{md,csv},
   figure_speed_accuracy.png, figure4_<dataset>_<set>.jpg, figure5_<set>.jpg,
@@ -32,7 +36,8 @@ from posedet.report.tables import (
     render_latex, render_markdown, write_csv,
 )
 
-__all__ = ["build_report", "upper_bound_studies", "figure3_findings", "load_deviations", "ResultsNotFound"]
+__all__ = ["build_report", "upper_bound_studies", "figure3_findings", "load_deviations", "trained_deviations",
+           "ResultsNotFound"]
 
 # figure files the report writes (figure3_upper_bound_* belong to the upper-bound rule)
 _OWN_FIGURES = ("figure3_*.png", "figure4_*.png", "figure4_*.jpg", "figure5_*.png", "figure5_*.jpg", "figure_*.png",
@@ -77,17 +82,46 @@ def load_deviations(preset: dict, repo: Path | None, recipe: str | None) -> tupl
     return [], None
 
 
+def trained_deviations(inputs: Inputs, plan) -> tuple[list[dict], str | None]:
+    """The declared deviations of what the plan's PoseDet models trained with: the ``deviations:``
+    list of each model's resolved config (``train/summary.json`` ``config``; the recipe it trained
+    with), in model order without repeats; before any model has a summary, the list the plan
+    recorded from the run's recipe. ([], source) when the recipe declares none."""
+    seen, out, found = set(), [], []
+    for m in plan.models:
+        if m.kind != "posedet":
+            continue
+        s = inputs.json(inputs.path(m.summary))
+        cfg = s.get("config") if isinstance(s, dict) else None
+        devs = cfg.get("deviations") if isinstance(cfg, dict) else None
+        if not isinstance(devs, list):
+            continue
+        found.append(m)
+        for d in devs:
+            key = json.dumps(d, sort_keys=True, default=str)
+            if isinstance(d, dict) and key not in seen:
+                seen.add(key)
+                out.append(d)
+    recipe = inputs.rel(plan.recipe)
+    if found:
+        return out, (f"{recipe}, as the models trained with it (the config in train/summary.json of "
+                     f"{len(found)} of {sum(m.kind == 'posedet' for m in plan.models)} models)")
+    return [dict(d) for d in plan.deviations], f"{recipe}, as the run's plan.json recorded it"
+
+
 def upper_bound_studies(inputs: Inputs) -> dict[str, dict[str, dict]]:
-    """{set: {protocol: study}} of results/<preset>/upper_bound/<set>.<protocol>.json (a legacy
-    ``<set>.json`` counts under the protocol its JSON names, else 'eval')."""
-    d = inputs.results / "upper_bound"
+    """{set: {protocol: study}} of results/<preset>/upper_bound/<set>.<protocol>.json: the plan's
+    studies (a missing one is listed), else every file found (a legacy ``<set>.json`` counts under
+    the protocol its JSON names, else 'eval')."""
     out: dict = {}
-    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
-        res = inputs.json(p)
+    for stem, planned, p in inputs.upper_bound_files():
+        res = inputs.json(p, f"Figure 3 study ({planned} protocol)" if planned else None)
         if not isinstance(res, dict) or "rows" not in res:
             continue
-        stem = p.name[:-len(".json")]
-        set_name, _, proto = stem.rpartition(".")
+        if planned:
+            set_name, proto = stem, planned
+        else:
+            set_name, _, proto = stem.rpartition(".")
         if not set_name or proto not in ("authors", "eval"):
             set_name, proto = stem, res.get("oks_protocol") or "eval"
         res.setdefault("_file", inputs.rel(p))
@@ -158,7 +192,8 @@ def _figure3(inputs: Inputs, out: Path, figs: list, studies) -> None:
         title = (f"Figure 3: GT upper bound of OKS-NMS vs IoU-NMS on {by_proto[protos[0]].get('name', set_name)} "
                  f"(protocols: {', '.join(protos)})")
         F.plot_upper_bound([by_proto[p] for p in protos], png, title, labels=[f"{p} protocol" for p in protos])
-        missing = [p for p in ("authors", "eval") if p not in by_proto]
+        # with a plan, a planned study that is absent is listed where it is read (upper_bound_studies)
+        missing = [p for p in ("authors", "eval") if p not in by_proto] if inputs.plan is None else []
         for p in missing:
             inputs.need(f"Figure 3 study, {p} protocol", f"results/<preset>/upper_bound/{set_name}.{p}.json")
         figs.append({"file": png.name, "section": "Figure 3",
@@ -206,7 +241,10 @@ def _set_files(ctx: Context, set_slug: str, metrics_json: dict | None) -> tuple[
     from posedet import presets as P
     ann = root = None
     preset = ctx.preset
-    if preset.get("datasets") and preset.get("_file"):
+    planned = ctx.inputs.set_files(set_slug)
+    if planned is not None:
+        ann, root = planned
+    elif preset.get("datasets") and preset.get("_file"):
         try:
             name = P.unslug(preset, set_slug)
             base = str(ctx.inputs.results)
@@ -394,26 +432,39 @@ def _sweep(ctx: Context, out: Path, figs: list) -> None:
 
 # ============================================================================== main
 
-def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | None = None,
-                 recipe: str | None = None, hash_data: bool = True, log=print) -> dict:
+def build_report(preset_name: str | None, results: Path | None, out: Path, *, repo: Path | None = None,
+                 recipe: str | None = None, hash_data: bool = True, log=print, plan=None,
+                 plan_file: Path | None = None) -> dict:
     """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings', 'deviations',
-    'data_sets', 'extra_tables'}.
-    Raises ``ResultsNotFound`` (and writes nothing) when ``results`` is not a folder."""
+    'data_sets', 'extra_tables'}. With ``plan`` (a posedet.plan.Plan; ``plan_file``: where it was
+    read, whose folder places the plan's relative paths) the preset, the results folder and every
+    file read come from the plan (``preset_name`` and ``results`` may be None).
+    Raises ``ResultsNotFound`` (and writes nothing) when the results folder is not a folder."""
     t0 = time.perf_counter()
+    base = None
+    if plan is not None:
+        from posedet.plan import plan_base
+        base = plan_base(plan_file, plan) if plan_file is not None else Path.cwd()
+        preset_name, results = plan.preset, base / plan.results
     results, out = Path(results), Path(out)
     if not results.is_dir():
         raise ResultsNotFound(f"results folder {results} does not exist (run the workflow first, or pass the "
                               f"right --results); nothing written")
     out.mkdir(parents=True, exist_ok=True)
     preset: dict = {}
-    if repo is not None:
+    if plan is not None:
+        preset = plan.preset_config
+    elif repo is not None:
         from posedet import presets as P
         try:
             preset = P.load_preset(preset_name, repo)
         except (P.PresetError, OSError, yaml.YAMLError) as e:
             log(f"posedet report: warning: preset {preset_name!r} not loaded ({e}); captions say less")
-    inputs = Inputs(results=results, preset=preset, repo=repo)
-    deviations, dev_src = load_deviations(preset, repo, recipe)
+    inputs = Inputs(results=results, preset=preset, repo=repo, plan=plan, base=base)
+    if plan is not None and not recipe:
+        deviations, dev_src = trained_deviations(inputs, plan)
+    else:
+        deviations, dev_src = load_deviations(preset, repo, recipe)
     ctx = Context(inputs=inputs, preset_name=preset_name, deviations=deviations)
 
     tables = build_tables(ctx)
@@ -456,7 +507,10 @@ def build_report(preset_name: str, results: Path, out: Path, *, repo: Path | Non
     (out / "summary.md").write_text(FD.render_markdown(claims, preset_name))
 
     from posedet.report.provenance import collect_provenance
-    extra = [Path(dev_src)] if dev_src and Path(dev_src).is_file() else []
+    if plan is not None:
+        extra = [p for p in (Path(plan.recipe), Path(plan_file) if plan_file else None) if p and p.is_file()]
+    else:
+        extra = [Path(dev_src)] if dev_src and Path(dev_src).is_file() else []
     prov = collect_provenance(inputs, extra, hash_data=hash_data)
     prov["report_seconds"] = round(time.perf_counter() - t0, 2)
     (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")

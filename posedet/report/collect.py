@@ -1,5 +1,11 @@
 """Reading the results tree (docs/results_layout.md) for the report; nothing here computes a metric.
 
+With the run's plan (``Inputs.plan``, posedet/plan.py: ``results/<preset>/plan.json``) every reader
+takes its files from the plan and from nothing else: the models are the plan's (a model whose
+folder is absent is listed as missing), never a folder the plan does not name (a ``seed2/`` left
+by an earlier run with more seeds, say). Without a plan (a tree from before plan.json) the readers
+walk the tree as they always did.
+
 Every reader records what it looked for and did not find in ``Inputs.missing`` instead of raising,
 so a partial tree still gives a report (with "—" cells) that lists what is missing.
 """
@@ -10,9 +16,12 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from posedet.plan import Plan
 
 __all__ = ["Inputs", "ModelRun", "aggregate", "RESERVED_DIRS", "synthetic_data_files", "sheet_split"]
 
@@ -34,17 +43,26 @@ class ModelRun:
 
 @dataclass
 class Inputs:
-    """The results tree of one preset plus the preset's YAML (may be empty)."""
+    """The results tree of one preset plus the preset's YAML (may be empty) and, for a workflow
+    run, its plan: then every file read is one the plan names (paths relative to ``base``, the
+    workflow's working directory)."""
     results: Path
     preset: dict = field(default_factory=dict)
     repo: Path | None = None
     missing: list[tuple[str, str]] = field(default_factory=list)     # (path or key, what for)
     _json_cache: dict = field(default_factory=dict)
+    plan: Plan | None = None
+    base: Path | None = None
 
     # ---------------------------------------------------------------- generic
+    def path(self, p: str | Path) -> Path:
+        """A path of the plan (relative to the workflow's working directory) on this machine."""
+        p = Path(p)
+        return p if p.is_absolute() or self.base is None else self.base / p
+
     def rel(self, p: Path | str) -> str:
         p = Path(p)
-        for base in (self.repo, self.results.parent.parent if self.results.parent else None):
+        for base in (self.base, self.repo, self.results.parent.parent if self.results.parent else None):
             if base is not None:
                 try:
                     return str(p.resolve().relative_to(Path(base).resolve()))
@@ -71,6 +89,16 @@ class Inputs:
 
     # ---------------------------------------------------------------- models
     def runs(self) -> list[ModelRun]:
+        """The trained models: the plan's (those whose folder is absent are listed as missing), else
+        every ``<dataset>/<variant>/seed<k>/`` folder of the tree."""
+        if self.plan is not None:
+            out = []
+            for m in self.plan.models:
+                run = ModelRun(m.dataset, m.variant, m.seed, self.path(m.run_dir))
+                if not run.path.is_dir():
+                    self.need("trained model (in the plan; its folder is absent)", self.rel(run.path))
+                out.append(run)
+            return sorted(out, key=lambda r: (r.dataset, r.variant, r.seed))
         out = []
         if not self.results.is_dir():
             return out
@@ -92,7 +120,11 @@ class Inputs:
         return [r for r in self.runs() if r.dataset == dataset and r.variant == variant]
 
     def metric_files(self, run: ModelRun) -> list[tuple[str, str, str, Path]]:
-        """(set, mode, nms, path) of every ``metrics/<set>.<mode>.<nms>.json`` of a run."""
+        """(set, mode, nms, path) of every ``metrics/<set>.<mode>.<nms>.json`` of a run: the plan's
+        evaluations of the model (whether written yet or not), else the files found."""
+        if self.plan is not None:
+            return sorted((e.slug, e.mode, e.nms, self.path(e.metrics))
+                          for e in self.plan.evals_of_model(run.dataset, run.variant, run.seed))
         d = run.path / "metrics"
         out = []
         for p in sorted(d.glob("*.json")) if d.is_dir() else []:
@@ -123,7 +155,8 @@ class Inputs:
         """{seed: value} over the seeds that have the metric (fractions as stored)."""
         runs = self.seeds(dataset, variant)
         if not runs:
-            self.need("trained model (no seed<k>/ folder)", self.rel(self.results / dataset / variant))
+            self.need("trained model (not in the plan)" if self.plan is not None else
+                      "trained model (no seed<k>/ folder)", self.rel(self.results / dataset / variant))
         out = {}
         for r in runs:
             v = self.metric(r, set_slug, mode, nms, name)
@@ -153,13 +186,56 @@ class Inputs:
         return out
 
     def curve(self, run: ModelRun) -> dict | None:
+        if self.plan is not None:
+            c = self.plan.curve
+            if not c or (c["dataset"], c["variant"], int(c["seed"])) != (run.dataset, run.variant, run.seed):
+                return None
+            return self.json(self.path(c["file"]))
         return self.json(run.path / "curve.json")
+
+    # ---------------------------------------------------------------- model-free files
+    def upper_bound_files(self) -> list[tuple[str, str | None, Path]]:
+        """(set slug, protocol, path) of the upper-bound studies: the plan's, else every
+        ``upper_bound/*.json`` found (protocol None: read it from the file name or the JSON)."""
+        if self.plan is not None:
+            return [(u.slug, u.protocol, self.path(u.metrics)) for u in self.plan.upper_bound]
+        d = self.results / "upper_bound"
+        return [(p.name[:-len(".json")], None, p) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+
+    @property
+    def bench_path(self) -> Path:
+        """``bench/table.json`` (the plan's)."""
+        return self.path(self.plan.bench) if self.plan is not None else self.results / "bench" / "table.json"
+
+    def annotation_files(self) -> list[Path]:
+        """The annotation files of the plan's data sets that exist; without a plan, the generated
+        sets' (``data/<name>/<split>/annotations.json``)."""
+        if self.plan is not None:
+            return [self.path(s.annotations) for s in self.plan.sets
+                    if s.annotations and self.path(s.annotations).is_file()]
+        data = self.results / "data"
+        return sorted(data.glob("*/*/annotations.json")) if data.is_dir() else []
+
+    def set_files(self, set_slug: str) -> tuple[Path | None, Path | None] | None:
+        """(annotation file, image folder) of a set the plan names; None without a plan or set."""
+        s = self.plan.set_named(set_slug) if self.plan is not None else None
+        if s is None:
+            return None
+        return (self.path(s.annotations) if s.annotations else None, self.path(s.images) if s.images else None)
 
     # ---------------------------------------------------------------- synthetic data sets
     def synthetic_splits(self) -> dict[str, dict[str, Path]]:
         """{data set: {split: folder}} of every ``data/<name>/<split>/stats.json`` found, plus the
         splits the preset declares (their stats.json, when absent, is listed as missing); data sets
-        in the preset's order, then the others by name; splits train, val, test, then by name."""
+        in the preset's order, then the others by name; splits train, val, test, then by name.
+        With a plan: the plan's synthetic splits only."""
+        if self.plan is not None:
+            planned: dict[str, dict[str, Path]] = {}
+            for s in self.plan.sets:
+                if s.kind == "synthetic" and s.stats:
+                    name, split = s.name.partition("/")[::2]
+                    planned.setdefault(name, {})[split] = self.path(s.stats).parent
+            return planned
         declared = _synthetic_specs(self.preset)
         root = self.results / "data"
         found: dict[str, list[str]] = {}
@@ -183,14 +259,18 @@ class Inputs:
         return None
 
     def variant_overrides(self, variant: str) -> dict[str, Any] | None:
-        """``configs/variants.yaml``'s entry for ``variant`` as {dotted key: value}, or None."""
-        if self.repo is None:
+        """``configs/variants.yaml``'s entry for ``variant`` as {dotted key: value} (the plan's copy
+        of it when there is a plan), or None."""
+        if self.plan is not None:
+            doc = self.plan.variants
+        elif self.repo is None:
             return None
-        path = self.repo / "configs" / "variants.yaml"
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            return None
+        else:
+            path = self.repo / "configs" / "variants.yaml"
+            try:
+                doc = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                return None
         if isinstance(doc, dict) and isinstance(doc.get("variants"), dict):
             doc = doc["variants"]
         entry = doc.get(variant) if isinstance(doc, dict) else None

@@ -1,6 +1,7 @@
 """Provenance of a report: git commit, config hash, data checksums, hardware, versions, wall times.
 
-Everything is read from the machine, the repository and the results tree; nothing is typed in.
+Everything is read from the machine, the repository and the results tree (with a plan: the files
+the plan names); nothing is typed in.
 """
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def config_files(inputs: Inputs, extra: list[Path]) -> list[Path]:
     pf = inputs.preset.get("_file") if inputs.preset else None
     if pf:
         files.append(Path(pf))
-    if inputs.repo is not None:
+    if inputs.plan is not None:
+        files.append(Path(inputs.plan.variants_file))
+    elif inputs.repo is not None:
         files.append(inputs.repo / "configs" / "variants.yaml")
         for m in (inputs.preset.get("models") or {}).values() if isinstance(inputs.preset.get("models"), dict) else []:
             v = m.get("variant") if isinstance(m, dict) else None
@@ -92,18 +95,14 @@ def config_files(inputs: Inputs, extra: list[Path]) -> list[Path]:
 def annotation_files(inputs: Inputs) -> list[Path]:
     """Every annotation file the results used: generated sets under data/, and the files named by the
     metrics' and upper-bound studies' provenance."""
-    found = set()
-    data = inputs.results / "data"
-    if data.is_dir():
-        found.update(data.glob("*/*/annotations.json"))
+    found = set(inputs.annotation_files())
     for run in inputs.runs():
         for _, _, _, p in inputs.metric_files(run):
             d = inputs.json(p)
             gt = ((d or {}).get("provenance") or {}).get("gt") if isinstance(d, dict) else None
             if gt and Path(gt).is_file():
                 found.add(Path(gt))
-    ub = inputs.results / "upper_bound"
-    for p in sorted(ub.glob("*.json")) if ub.is_dir() else []:
+    for _, _, p in inputs.upper_bound_files():
         d = inputs.json(p)
         gt = ((d or {}).get("provenance") or {}).get("gt") if isinstance(d, dict) else None
         if gt and Path(gt).is_file():
@@ -113,7 +112,8 @@ def annotation_files(inputs: Inputs) -> list[Path]:
 
 def wall_times(inputs: Inputs) -> list[dict]:
     """(stage, item, seconds, source) from train summaries, upper-bound studies, bench files and
-    Snakemake ``benchmark:`` TSVs (any ``*.tsv`` under results/<preset>/benchmarks or logs)."""
+    Snakemake ``benchmark:`` TSVs (any ``*.tsv`` under results/<preset>/benchmarks or logs; with a
+    plan, none: the workflow declares no benchmark files, and the plan names none)."""
     rows = []
     for run in inputs.runs():
         s = inputs.summary(run)
@@ -121,14 +121,13 @@ def wall_times(inputs: Inputs) -> list[dict]:
             rows.append({"stage": "train", "item": f"{run.dataset}/{run.variant}/seed{run.seed}",
                          "seconds": float(s["wall_s"]), "source": inputs.rel(run.path / "train" / "summary.json"),
                          "note": s.get("status")})
-    ub = inputs.results / "upper_bound"
-    for p in sorted(ub.glob("*.json")) if ub.is_dir() else []:
+    for _, _, p in inputs.upper_bound_files():
         d = inputs.json(p)
         sec = ((d or {}).get("provenance") or {}).get("seconds_total") if isinstance(d, dict) else None
         if isinstance(sec, (int, float)):
             rows.append({"stage": "upper_bound", "item": p.stem, "seconds": float(sec), "source": inputs.rel(p),
                          "note": None})
-    for sub in ("benchmarks", "logs"):
+    for sub in ("benchmarks", "logs") if inputs.plan is None else ():
         d = inputs.results / sub
         for p in sorted(d.rglob("*.tsv")) if d.is_dir() else []:
             try:
@@ -170,12 +169,11 @@ def collect_provenance(inputs: Inputs, extra_configs: list[Path] | None = None, 
             pv = ((inputs.json(p) or {}).get("provenance") or {}) if isinstance(inputs.json(p), dict) else {}
             if pv.get("evaluator"):
                 evaluators.add(f"{pv['evaluator']} {pv.get('evaluator_version')}")
-    ub = inputs.results / "upper_bound"
-    for p in sorted(ub.glob("*.json")) if ub.is_dir() else []:
+    for _, _, p in inputs.upper_bound_files():
         pv = ((inputs.json(p) or {}).get("provenance") or {}) if isinstance(inputs.json(p), dict) else {}
         if pv.get("evaluator"):
             evaluators.add(f"{pv['evaluator']} {pv.get('evaluator_version')}")
-    bench = inputs.json(inputs.results / "bench" / "table.json")
+    bench = inputs.json(inputs.bench_path)
     return {
         "git_commit": commit,
         "git_dirty_files": None if dirty is None else len([ln for ln in dirty.splitlines() if ln.strip()]),

@@ -3,9 +3,11 @@
 # with the peers beside them, under one protocol; quick mode on the smoke preset.
 
 BENCH_MODE = PRESET.get("bench", {}).get("mode", "full")
-# The device it times on: the CPU unless the preset's bench: block names one (synthetic_gpu: cuda);
-# the CPU presets' command stays as it was (no --device flag).
-BENCH_DEVICE = str(PRESET.get("bench", {}).get("device", "cpu"))
+# The devices it times, in turn, in one run and one JSON (rows tagged with their device; the
+# report's Table 1 gets an FPS column per device kind): --config device=X alone if given, else
+# the preset's bench: devices: list (paper: [cuda, cpu]), else bench: device: (synthetic_gpu:
+# cuda), else the preset's device: (default auto; posedet/devices.py bench_devices).
+BENCH_DEVICES = D.bench_devices(PRESET, config)
 
 
 rule bench_table:
@@ -17,7 +19,7 @@ rule bench_table:
     params:
         posedet=POSEDET,
         mode=BENCH_MODE,
-        device="" if BENCH_DEVICE == "cpu" else f" --device {BENCH_DEVICE}",
+        device="".join(f" --device {d}" for d in BENCH_DEVICES),
         ckpt=lambda wc, input: " ".join(
             f"--checkpoint {Path(c).parts[-4]}={c}" for c in input.checkpoints
         ),

@@ -66,11 +66,18 @@ def train_pretrained(wildcards):
     return [f] if f else []
 
 
+def train_weights(wildcards):
+    """The staged ImageNet weights file this model starts from ([] if none; rules/weights.smk)."""
+    f = TRAIN_WEIGHTS.get((wildcards.dataset, wildcards.variant, int(wildcards.seed)))
+    return [f] if f else []
+
+
 def train_overrides(wildcards):
     extra = []
     if CURVE is not None:
         extra = P.curve_overrides(PRESET, wildcards.dataset, wildcards.variant, int(wildcards.seed))
     extra += [f"model.init_backbone={f}" for f in train_pretrained(wildcards)]
+    extra += [f"model.pretrained_file={f}" for f in train_weights(wildcards)]
     return _set_args(model_overrides(wildcards) + extra + P.budget_overrides(BUDGET))
 
 
@@ -109,72 +116,35 @@ def train_launcher(wildcards, resources):
     return POSEDET
 
 
-def run_path(dataset, variant, seed, *parts):
-    return "/".join([P.run_dir(RES, dataset, variant, seed), *parts])
-
-
 def eval_files(kind, experiments=None):
-    """Predictions or metrics files ('predictions' | 'metrics') of the named experiments (all: None)."""
-    evs = EVALS if experiments is None else [ev for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)]
-    evs = list(evs) + peer_eval_list(experiments)  # peers trained beside PoseDet (section below)
-    return sorted({ev.predictions(RES) if kind == "predictions" else ev.metrics(RES) for ev in evs})
+    """Predictions or metrics files ('predictions' | 'metrics') of the named experiments (all: None),
+    the peers' with them (the plan: posedet/plan.py)."""
+    return PLAN.eval_files(kind, experiments)
 
 
 def train_summaries():
-    return [run_path(d, v, s, "train", "summary.json") for d, v, s in MODELS]
+    return PLAN.summaries()
 
 
 def curve_files():
-    if CURVE is None:
-        return []
-    return [run_path(CURVE["dataset"], CURVE["variant"], CURVE["seed"], "curve.json")]
+    return PLAN.curve_files()
 
 
 def upper_bound_files():
-    ub = PRESET["upper_bound"]
-    return [
-        f"{RES}/upper_bound/{P.slug(s)}.{p}.json" for s in ub["sets"] for p in ub.get("protocols", ["authors"])
-    ]
+    return PLAN.upper_bound_files()
 
 
 def report_inputs(experiments=None):
-    files = eval_files("metrics", experiments) + eval_files("predictions", experiments)
-    if experiments is None:
-        files += (
-            train_summaries()
-            + curve_files()
-            + upper_bound_files()
-            + expand(f"{RES}/stats/{{set}}.json", set=UB_SETS)
-            + [f"{RES}/bench/table.json"]
-        )
-    else:
-        models = {ev[1:4] for e in experiments for ev in P.experiment_evals(PRESET, e, VARIANTS)}
-        files += [run_path(d, v, s, "train", "summary.json") for d, v, s in sorted(models)]
-    files += peer_summaries(experiments)  # peers trained beside PoseDet (section below)
-    return files + [PRESET["_file"], str(P.variants_path(REPO)), RECIPE]
+    """What the report reads of the named experiments (all: None), besides plan.json (the plan)."""
+    return PLAN.report_inputs(experiments)
 
 
 def learning_curve_or_none():
     """The preset's learning_curve: block, if this checkout has `posedet curve` and the config
-    keys its `set:` overrides name (else None, with a note: the curve is skipped)."""
-    from posedet import cli, config as cfg
-
-    curve = P.learning_curve(PRESET)
-    if curve is None:
-        return None
-    sections = {"model": cfg.ModelConfig, "loss": cfg.LossConfig, "train": cfg.TrainConfig, "infer": cfg.InferConfig}
-    missing = [] if "curve" in cli.SUBCOMMANDS else ["posedet curve"]
-    for o in curve["set"]:
-        section, _, key = o.partition("=")[0].strip().partition(".")
-        known = sections.get(section)
-        if known is None or key.split(".")[0] not in {f.name for f in dataclasses.fields(known)}:
-            missing.append(o.partition("=")[0])
-    if missing:
-        print(
-            f"posedet workflow: learning_curve skipped ({', '.join(missing)} not in this checkout)",
-            file=sys.stderr,
-        )
-        return None
+    keys its `set:` overrides name (else None, with a note: the curve is skipped; posedet/plan.py)."""
+    curve, note = PL.learning_curve_run(PRESET)
+    if note:
+        print(f"posedet workflow: {note}", file=sys.stderr)
     return curve
 
 
@@ -185,25 +155,10 @@ def alternatives(names):
 
 def bench_checkpoints():
     """Table 1's trained models (seed 0): the bench feeds their real candidates to NMS."""
-    t1 = P.experiments(PRESET, VARIANTS).get("table1")
-    if not t1:
-        return []
-    return [run_path(t1["train"], v, 0, "train", "final.pt") for v in t1["variants"]]
+    return list(PLAN.bench_checkpoints)
 
 
 # --- Peers trained beside PoseDet (rules/peers.smk; an experiment's `peers:` list) -------------
-
-
-def peer_eval_list(experiments=None):
-    """The peers' evaluations of the named experiments (all: None), as P.Eval tuples."""
-    if experiments is None:
-        return P.peer_evals(PRESET)
-    return [ev for e in experiments for ev in P.peer_evals(PRESET, e)]
-
-
-def peer_summaries(experiments=None):
-    models = sorted({ev[1:4] for ev in peer_eval_list(experiments)})
-    return [run_path(d, p, s, "train", "summary.json") for d, p, s in models]
 
 
 def peer_val_set(wildcards):

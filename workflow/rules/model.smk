@@ -10,6 +10,11 @@
 # --config budget=K: every train job gets --set train.budget=K (steps, warm-up, lr milestones,
 # checkpoint and snapshot cadence scaled by K; posedet/config.py train_schedule), under RES =
 # results/<preset>/budget<K>/ (budget 1: results/<preset>/, commands unchanged).
+#
+# Device: every train, predict and curve job gets --device DEVICE (the preset's `device:`, or
+# --config device=...; auto = cuda where the job's machine has one; posedet/devices.py). A model
+# with model.pretrained true trains from the staged ImageNet weights (rules/weights.smk):
+# --set model.pretrained_file=..., under HF_HUB_OFFLINE=1.
 
 MODEL = f"{RES}/{{dataset}}/{{variant}}/seed{{seed}}"
 
@@ -19,13 +24,19 @@ rule train:
         ann=train_ann,
         recipe=RECIPE,
         pretrained=train_pretrained,
+        # ancient: staging the weights again never retrains a finished model
+        weights=lambda wc: (
+            [ancient(f) for f in train_weights(wc)] + ([ancient(WEIGHTS_RECORD)] if train_weights(wc) else [])
+        ),
     output:
         ckpt=f"{MODEL}/train/final.pt",
         summary=f"{MODEL}/train/summary.json",
     params:
         launcher=train_launcher,
+        env=lambda wc: "HF_HUB_OFFLINE=1 " if train_weights(wc) else "",
         images=train_images,
         overrides=train_overrides,
+        device=DEVICE,
         out=lambda wc, output: str(Path(output.ckpt).parent),
     threads: TRAIN_THREADS  # sets OMP_NUM_THREADS, hence torch's thread count
     conda:
@@ -34,8 +45,8 @@ rule train:
         f"{RES}/logs/train/{{dataset}}-{{variant}}-seed{{seed}}.log",
     shell:
         # the log gets the JSONL lines' summary and the tqdm progress bar (stderr)
-        "{params.launcher} train --config {input.recipe} {params.overrides} --train-ann {input.ann} "
-        "--train-images {params.images} --out {params.out} --resume > {log} 2>&1"
+        "{params.env}{params.launcher} train --config {input.recipe} {params.overrides} --train-ann {input.ann} "
+        "--train-images {params.images} --out {params.out} --resume --device {params.device} > {log} 2>&1"
 
 
 rule predict:
@@ -50,6 +61,7 @@ rule predict:
         images=lambda wc: set_images(P.unslug(PRESET, wc.set)),
         overrides=predict_overrides,
         flags=predict_flags,
+        device=DEVICE,
     threads: TRAIN_THREADS
     conda:
         ENV
@@ -57,7 +69,8 @@ rule predict:
         f"{RES}/logs/predict/{{dataset}}-{{variant}}-seed{{seed}}-{{set}}.{{mode}}.{{nms}}.log",
     shell:
         "{params.posedet} predict --checkpoint {input.ckpt} --config {input.recipe} {params.overrides} "
-        "--ann {input.ann} --images {params.images} {params.flags} --out {output} > {log} 2>&1"
+        "--ann {input.ann} --images {params.images} {params.flags} --device {params.device} --out {output} "
+        "> {log} 2>&1"
 
 
 rule evaluate:
@@ -93,6 +106,7 @@ rule curve:
         run_dir=lambda wc, input: str(Path(input.ckpt).parent),
         images=lambda wc: set_images(CURVE["eval"]),
         evaluator=PRESET.get("evaluator", "official"),
+        device=DEVICE,
     threads: TRAIN_THREADS
     conda:
         ENV
@@ -100,7 +114,7 @@ rule curve:
         f"{RES}/logs/curve/{{dataset}}-{{variant}}-seed{{seed}}.log",
     shell:
         "{params.posedet} curve --run-dir {params.run_dir} --ann {input.ann} --images {params.images} "
-        "--evaluator {params.evaluator} --out {output} > {log} 2>&1"
+        "--evaluator {params.evaluator} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule train_eval:

@@ -7,6 +7,7 @@
 #   results/<preset>/<dataset>/<peer>/seed<k>/predictions/<set>.refined.oks.json
 #   results/<preset>/<dataset>/<peer>/seed<k>/metrics/<set>.refined.oks.json
 # (`refined.oks`: the peer's own output and NMS, filed under the single-scale row's names.)
+# Both jobs run on the workflow's device (--device DEVICE, as the PoseDet jobs; rules/model.smk).
 
 PEER_RUN = f"{RES}/{{dataset}}/{{peer}}/seed{{seed}}"
 
@@ -25,6 +26,7 @@ rule peer_train:
         model=lambda wc: P.PEERS[wc.peer],
         budget=peer_budget_args,
         out=lambda wc, output: str(Path(output.summary).parent),
+        device=DEVICE,
     wildcard_constraints:
         peer=alternatives(P.PEERS),
     threads: TRAIN_THREADS
@@ -35,7 +37,7 @@ rule peer_train:
     shell:
         "{params.posedet} peer-train --model {params.model} --train-ann {input.ann} --images {params.images} "
         "--val-ann {input.val} --val-images {params.val_images} {params.budget} --seed {wildcards.seed} "
-        "--threads {threads} --out {params.out} > {log} 2>&1"
+        "--threads {threads} --device {params.device} --out {params.out} > {log} 2>&1"
 
 
 rule peer_predict:
@@ -47,6 +49,7 @@ rule peer_predict:
     params:
         posedet=POSEDET,
         images=lambda wc: set_images(P.unslug(PRESET, wc.set)),
+        device=DEVICE,
     wildcard_constraints:
         peer=alternatives(P.PEERS),
     threads: TRAIN_THREADS
@@ -56,4 +59,4 @@ rule peer_predict:
         f"{RES}/logs/peer_predict/{{dataset}}-{{peer}}-seed{{seed}}-{{set}}.log",
     shell:
         "{params.posedet} peer-predict --checkpoint {input.ckpt} --ann {input.ann} --images {params.images} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
