@@ -232,6 +232,13 @@ class Plan:
         files += self.summaries(PEER, experiments)
         return files + [self.preset_file, self.variants_file, self.recipe]
 
+    def bench_after(self) -> list[str]:
+        """Every output of the run the timing bench waits for: all the report reads but the bench
+        itself and the config files. With these as its inputs, the bench runs after every other
+        job of the run and before the report, so on one machine it always runs alone."""
+        skip = {self.bench, self.preset_file, self.variants_file, self.recipe}
+        return [f for f in self.report_inputs() if f not in skip]
+
 
 def _from(cls, d: dict):
     kw = {}

@@ -159,6 +159,13 @@ def test_tiny_table_end_to_end(tmp_path):
     whats = {q["what"] for q in res["ratios"]}
     assert "PoseDet / HigherHRNet-style FPS" in whats and "PoseDet network / its backbone+neck" in whats
     assert res["manifest"]["mode"] == "quick" and res["manifest"]["loadavg_at_end"] is not None
+    for r in res["rows"] + res["sweep"]:                     # per-row load, sampled before each timing
+        assert set(r["load"]) >= {"loadavg_before", "other_cpu_cores_before", "loadavg_after", "waited_s", "busy",
+                                  "timed_under_load"} and r["timed_under_load"] == r["load"]["timed_under_load"]
+        assert r["load"]["waited_s"] == 0.0                  # quick mode never waits
+    assert res["manifest"]["load_summary"]["rows"] == len(res["rows"]) + len(res["sweep"])
+    hr = [r for r in res["rows"] if r["method"] == "HigherHRNet-style"][0]
+    assert hr["candidates"]["grouped_at"] == hr["input_size"] and hr["max_size"] is None
     text = format_table(res)
     assert "people-count sweep" in text and "HigherHRNet-style" in text
     json.dumps(res)                                           # JSON-able

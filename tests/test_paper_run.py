@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from posedet import presets as P
+from test_workflow import job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -21,17 +22,6 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workf
 
 pytestmark = pytest.mark.skipif(not (SHARED / "crowdpose" / "crowdpose_val.json").is_file(),
                                 reason=f"needs the real CrowdPose val annotations in {SHARED}")
-
-
-def job_counts(text):
-    table = text[text.index("Job stats:"):]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        bits = line.split()
-        if len(bits) != 2 or not bits[1].isdigit():
-            break
-        counts[bits[0]] = int(bits[1])
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +61,23 @@ def test_preflight_ran_first_and_found_nothing(paper_run):
     assert "posedet check: 0 problems, ready to run" in log
     assert "posedet check: problem" not in log
     assert "posedet check: plan:" in log
-    assert log.index("posedet check: 0 problems") < log.index("rule train")
+    assert log.index("posedet check: 0 problems") < log.index("jobid: ")
+
+
+def test_the_bench_ran_alone(paper_run):
+    """No other job of the workflow started or finished while bench_table ran (--cores 2)."""
+    import re
+
+    log = paper_run["log"]
+    start = log.index("localrule bench_table:") if "localrule bench_table:" in log else log.index("rule bench_table:")
+    end = re.search(r"Finished jobid: \d+ \(Rule: bench_table\)", log).start()
+    between = log[start + len("rule bench_table:"):end]
+    assert not re.search(r"^(local)?rule \w+:$", between, re.M)
+    assert "Finished jobid" not in between
+    # and every job but the report and the targets finished before it started
+    before = log[:start]
+    assert before.count("(Rule: train)") == paper_run["planned"]["train"]
+    assert before.count("(Rule: evaluate)") == paper_run["planned"]["evaluate"]
 
 
 def test_crowdpose_models_trained_on_the_real_release_file(paper_run):

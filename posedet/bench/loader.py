@@ -59,6 +59,7 @@ def run(shared: Path, input_size: int = 512, images: int = 240, batch: int = 6) 
     import torch
     from torch.utils.data import DataLoader
 
+    from posedet.bench.protocol import cpu_model
     from posedet.data.dataset import collate_train
 
     torch.set_num_threads(1)
@@ -83,20 +84,8 @@ def run(shared: Path, input_size: int = 512, images: int = 240, batch: int = 6) 
         "source_images": len(files), "source_sizes": sorted({f"{rec.width}x{rec.height}" for d in datasets
                                                              for rec in d.index.images}),
         "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

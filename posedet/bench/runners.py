@@ -17,7 +17,9 @@ substitutes for the raw output where needed (random weights):
   checkpoint of another backbone (a CPU stand-in): its decoded candidates on the same image
   replace this network's decoded candidates before NMS.
 * HigherHRNet-style: the stage-1/stage-2 maps are replaced by maps with one Gaussian peak per
-  joint per person and person-wise tags (``peers.higherhrnet.planted_maps``).
+  joint per person and person-wise tags (``peers.higherhrnet.planted_maps``); its ``post`` is
+  HigherHRNet's single-scale test (maps projected to the input resolution, then NMS, grouping,
+  adjust, refine), its input HigherHRNet's (multiple of 64, no cap).
 * Keypoint R-CNN: ``box_score_thresh`` 0 and ``box_detections_per_img`` = people, so its
   keypoint head runs on exactly that many boxes (reported).
 * YOLO-pose: the raw output's confidences are 0 except ``per_person`` anchors per person
@@ -229,8 +231,16 @@ class PoseDetRunner(Runner):
 # ----------------------------------------------------------------------------------- peers
 
 class HigherHRNetRunner(Runner):
-    def __init__(self, backbone: str, short_side: int, max_size: int | None, device="cpu", amp=False):
-        super().__init__("HigherHRNet-style", backbone, short_side, max_size, device, amp)
+    """HigherHRNet's own single-scale test without flip (``peers.higherhrnet``'s docstring has the
+    settings against the w48_640 config): input short side ``short_side`` rounded up to a
+    multiple of 64, long side scaled alike and rounded up to a multiple of 64, no ``max_size``
+    cap; ``post`` = aggregate the two stages, project heatmaps and tags to the input resolution,
+    NMS (kernel 5), top 30 per joint, Hungarian grouping, adjust, refine. The row's
+    ``forward_ms`` is the network, ``post_ms`` (network − forward) this post-processing."""
+
+    def __init__(self, backbone: str, short_side: int, max_size: int | None = None, device="cpu", amp=False):
+        # max_size is accepted for the table's uniform call and ignored: HigherHRNet has no cap
+        super().__init__("HigherHRNet-style", backbone, short_side, None, device, amp)
         import scipy.optimize  # noqa: F401  (the grouping's Hungarian matching; the 'peers' extra)
 
         from posedet.peers import higherhrnet
@@ -238,12 +248,20 @@ class HigherHRNetRunner(Runner):
         self.hh = higherhrnet
         self.model = higherhrnet.build(backbone, K).to(device)
         self.candidates_mode = ("planted heatmaps/tags: one peak per joint per person, person-wise tags "
-                                "(random weights' maps give hundreds of spurious peaks)")
+                                "(random weights' maps give hundreds of spurious peaks); grouped at the input "
+                                "resolution (PROJECT2IMAGE)")
         self._planted = None
 
     def prepare(self, image):
-        resized, scale = _resize(image, self.short_side, self.max_size)
-        return _normalised(resized, self.model.size_divisor, self.device), scale
+        import cv2
+
+        h, w = image.shape[:2]
+        (H, W), scale = self.hh.input_size(h, w, self.short_side)
+        nh, nw = min(H, int(round(h * scale))), min(W, int(round(w * scale)))
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        arr = np.zeros((H, W, 3), np.float32)                      # padded with the mean (0 after normalising)
+        arr[:nh, :nw] = (resized.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None].to(self.device), scale
 
     def forward(self, x):
         return self.model(x)
@@ -254,16 +272,18 @@ class HigherHRNetRunner(Runner):
     def post(self, raw):
         s1, s2 = raw
         heat, tags = self.hh.aggregate(s1.float(), s2.float(), K)
-        return self.hh.decode(heat, tags, scale=2.0)
+        heat, tags = self.hh.project(heat, tags, (2 * s2.shape[-2], 2 * s2.shape[-1]))   # the input size
+        return self.hh.decode(heat, tags, scale=1.0)
 
     def counts(self, result) -> dict:
-        return {"joint_candidates": result["candidates"], "people_found": int(len(result["scores"]))}
+        return {"joint_candidates": result["candidates"], "people_found": int(len(result["scores"])),
+                "grouped_at": result["map_size"]}
 
     def use_scene(self, scene, x, scale) -> None:
         h, w = x.shape[-2:]
         xy = scene.keypoints * scale
-        heat2, tags2 = self.hh.planted_maps(xy / 2.0, (h // 2, w // 2))
-        heat4, tags4 = self.hh.planted_maps(xy / 4.0, (h // 4, w // 4))
+        heat2, tags2 = self.hh.planted_maps(xy / 2.0, (h // 2, w // 2), exact=True)
+        heat4, tags4 = self.hh.planted_maps(xy / 4.0, (h // 4, w // 4), exact=True)
         dev = self.device
         self._planted = (torch.cat([heat4, tags4])[None].to(dev), heat2[None].to(dev))
 

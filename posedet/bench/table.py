@@ -22,6 +22,13 @@ one loaded core (the smoke preset and CI); its numbers are not for reading.
 ``full``: 640×480 images, the paper's sizes, ≤ 10 timed calls per row capped at ~``budget_s``
 seconds of timing per row, sweep at 1, 5, 10, 20, 30 people.
 
+Load: before every row (table and sweep) ``posedet.bench.load.LoadGuard`` samples the machine's
+load; while other processes use more than 0.5 core it waits (full: up to 3 × 10 s per row, 300 s
+per run; quick: never) and then times the row; a row still busy, or loaded during its timing,
+carries ``timed_under_load: true``. Every row records ``load`` (the samples, the wait); the
+printed table marks such rows with † (``--load-wait``, ``--load-tries``, ``--busy-cores``).
+Every figure is the median of the timed calls, with p10 and p90 in ``spread``.
+
 Devices: ``--device`` (``cpu`` by default; ``auto``: CUDA when there is one; ``cuda`` without
 CUDA: exit 2) may be given more than once (``--device cuda --device cpu``): the whole table is
 timed on each device in turn, in one JSON — every row and sweep row carries its ``device``, each
@@ -72,9 +79,13 @@ def _log(msg: str) -> None:
 def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_threads: int | None = None,
               checkpoint_dir: str | None = None, checkpoints: dict[str, str] | None = None,
               pose_source: str | None = None, peers: bool = True, sweep: bool = True,
-              methods: list[str] | None = None, overrides: dict | None = None) -> dict:
+              methods: list[str] | None = None, overrides: dict | None = None,
+              load_policy: dict | None = None) -> dict:
+    """``load_policy``: :class:`posedet.bench.load.LoadPolicy` fields overriding the mode's
+    (tests: a short wait, other thresholds)."""
     from posedet.bench import runners as R
     from posedet.bench.fps import time_runner
+    from posedet.bench.load import POLICIES, LoadGuard
     from posedet.bench.scenes import default_pose_source, load_prior, make_scene
 
     cfg = dict(MODES[mode], **(overrides or {}))          # overrides: tests (tiny sizes, backbones)
@@ -82,6 +93,7 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
     dev = str(resolve_device(device))        # auto -> cuda | cpu; DeviceError if CUDA is absent
     nthreads = num_threads or os.cpu_count()
     want = (lambda name: methods is None or name in methods)
+    guard = LoadGuard(nthreads, log=_log, **{**POLICIES.get(mode, {}), **(load_policy or {})})
     t_start = time.perf_counter()
     with threads(nthreads):
         src = pose_source or default_pose_source()
@@ -101,8 +113,9 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
                 skipped.append({"method": label, "reason": f"{type(e).__name__}: {e}"})
                 _log(f"  skip {label}: {e}")
                 return None
-            row = time_runner(r, scene, **kw)
-            rows.append(row)
+            with guard.row(label) as load:
+                row = time_runner(r, scene, **kw)
+            rows.append(guard.mark(row, load))
             _log(f"  {row['method']:22s} {row['backbone']:13s} {str(row['input_size']):11s} network "
                  f"{row['network_ms']:9.1f} ms  e2e {row['end_to_end_ms']:9.1f} ms  {row['candidates']}")
             return r
@@ -160,18 +173,19 @@ def run_table(mode: str = "quick", device: str = "cpu", amp: bool = False, num_t
                     skipped.append({"method": f"sweep {label}", "reason": f"{type(e).__name__}: {e}"})
                     continue
                 for sc in scenes:
-                    row = time_runner(r, sc, warmup=0 if quick else 1, repeats=cfg["sweep_repeats"], e2e_repeats=1,
-                                      forward_repeats=1, flops=False, end_to_end=False,
-                                      budget_s=cfg["budget_s"] / 2, min_repeats=1 if mode == "quick" else 3)
-                    sweep_rows.append({k: row[k] for k in ("method", "backbone", "short_side", "input_size",
-                                                           "device", "dtype", "people", "network_ms", "spread",
-                                                           "forward_ms", "post_ms", "candidates", "weights")})
+                    with guard.row(f"sweep {label} people {sc.people}") as load:
+                        row = time_runner(r, sc, warmup=0 if quick else 1, repeats=cfg["sweep_repeats"],
+                                          e2e_repeats=1, forward_repeats=1, flops=False, end_to_end=False,
+                                          budget_s=cfg["budget_s"] / 2, min_repeats=1 if mode == "quick" else 3)
+                    sweep_rows.append(guard.mark({k: row[k] for k in (
+                        "method", "backbone", "short_side", "input_size", "device", "dtype", "people", "network_ms",
+                        "spread", "forward_ms", "post_ms", "candidates", "weights")}, load))
                     _log(f"  sweep {label:28s} people {sc.people:3d}: {row['network_ms']:9.1f} ms "
                          f"(post {row['post_ms']:7.1f} ms) {row['candidates']}")
         m.update(image_size=list(cfg["image_size"]), short_sides=cfg["sizes"],
                      max_size=cfg["max_size"], table_people=cfg["table_people"], sweep_people=cfg["sweep_people"],
                      sweep_short_side=cfg["sweep_short"], amp=amp, batch=1, pose_source=scene.pose_source,
-                     checkpoints=weights,
+                     checkpoints=weights, **guard.manifest_fields(),
                      timed={"network": "forward + decode + NMS / the peer's grouping or RoI heads, on the "
                                        "prepared input tensor",
                             "end_to_end": "JPEG file read + decode + resize + normalise (+ pad) + network",
@@ -243,12 +257,13 @@ def format_table(res: dict) -> str:
     head = (f"{'method':22s} {'backbone':13s} {'short':>5s} {'input':>10s} {'dev':>4s} {'dtype':>5s} "
             f"{'net ms':>9s} {'p10-p90':>15s} {'e2e ms':>9s} {'FPS':>7s} {'GFLOPs':>8s} {'GFLOP/s':>8s}  candidates")
     lines = [head, "-" * len(head)]
+    dag = (lambda r: "†" if r.get("timed_under_load") else " ")  # noqa: E731
     for r in res["rows"]:
         sp = r["spread"]
         cand = {k: v for k, v in r["candidates"].items() if k != "mode"}
         lines.append(f"{r['method']:22s} {r['backbone']:13s} {r['short_side']:5d} "
                      f"{'x'.join(map(str, r['input_size'] or [])):>10s} {r['device'][:4]:>4s} {r['dtype'][:5]:>5s} "
-                     f"{r['network_ms']:9.1f} {sp['p10_ms']:7.1f}-{sp['p90_ms']:<7.1f} {r['end_to_end_ms']:9.1f} "
+                     f"{r['network_ms']:8.1f}{dag(r)} {sp['p10_ms']:7.1f}-{sp['p90_ms']:<7.1f} {r['end_to_end_ms']:9.1f} "
                      f"{r['fps']:7.2f} {(r['gflops'] or 0):8.1f} {(r['achieved_gflops_per_s'] or 0):8.1f}  {cand}")
     if res.get("sweep"):
         lines.append("")
@@ -259,15 +274,22 @@ def format_table(res: dict) -> str:
         lines.append(f"{'method':40s} " + " ".join(f"{p:>9d}" for p in people))
         several = len({m[2] for m in methods}) > 1
         for mth in methods:
-            vals = {r["people"]: r["network_ms"] for r in res["sweep"] if key(r) == mth}
+            vals = {r["people"]: r for r in res["sweep"] if key(r) == mth}
             label = f"{mth[0]} {mth[1]}" + (f" ({mth[2]})" if several else "")
-            lines.append(f"{label:40s} " + " ".join(f"{vals.get(p, float('nan')):9.1f}" for p in people))
+            lines.append(f"{label:40s} " + " ".join(
+                f"{vals[p]['network_ms']:8.1f}{dag(vals[p])}" if p in vals else f"{'nan':>9s}" for p in people))
     if res.get("ratios"):
         lines.append("")
         for q in res["ratios"]:
             e2e = f", end-to-end {q['end_to_end']:.2f}" if "end_to_end" in q else ""
             on = f", {q['device']}" if q.get("device") else ""
             lines.append(f"{q['what']} ({q['backbone']} @ {q['short_side']}{on}): network {q['network']:.2f}{e2e}")
+    loaded = [r for r in res["rows"] + res.get("sweep", []) if r.get("timed_under_load")]
+    if loaded:
+        most = max((r["load"].get("other_cpu_cores_during") or r["load"].get("other_cpu_cores_before") or 0.0)
+                   for r in loaded)
+        lines.append(f"† timed under load: {len(loaded)} row(s), other processes used up to {most:.1f} cores "
+                     "(each row's 'load' in the JSON)")
     for s in res.get("skipped", []):
         on = f" on {s['device']}" if s.get("device") else ""
         lines.append(f"skipped {s['method']}{on}: {s['reason']}")
@@ -297,6 +319,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--methods", nargs="*", default=None,
                    help="only these: PoseDet, HigherHRNet-style, 'Keypoint R-CNN', YOLO-pose, backbone")
+    p.add_argument("--load-wait", type=float, default=None, metavar="S",
+                   help="seconds to wait, per try, while other processes keep the machine busy (full: 10)")
+    p.add_argument("--load-tries", type=int, default=None, metavar="N",
+                   help="waits per row at most before timing it under load (full: 3, quick: 0)")
+    p.add_argument("--busy-cores", type=float, default=None, metavar="C",
+                   help="busy when other processes use more than C cores (default 0.5)")
 
 
 def main(args) -> int:
@@ -310,7 +338,9 @@ def main(args) -> int:
     try:
         res = run_tables(devs, args.preset_mode, amp=args.amp, num_threads=args.threads,
                          checkpoint_dir=args.checkpoint_dir, checkpoints=explicit, pose_source=args.pose_source,
-                         peers=not args.no_peers, sweep=not args.no_sweep, methods=args.methods)
+                         peers=not args.no_peers, sweep=not args.no_sweep, methods=args.methods,
+                         load_policy={k: v for k, v in (("wait_s", args.load_wait), ("tries", args.load_tries),
+                                                        ("busy_other_cores", args.busy_cores)) if v is not None})
     except DeviceError as e:
         print(f"posedet bench table: {e}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ Conventions
 * ``num_keypoints`` is recomputed as the count of keypoints with v > 0 (CrowdPose's stored value
   counts differently); the stored field is kept as ``num_keypoints_stored`` (-1 when absent).
 * ``areas``: the annotation's ``area`` (COCO: segment area). A file with no ``area`` at all
-  (CrowdPose) gets box w·h·0.53 (DESIGN.md, Data conventions); a file where only some annotations
+  (CrowdPose) gets box w·h·0.53 (docs/data.md); a file where only some annotations
   lack it is an error.
 * ``segmentation`` (polygons or RLE) is not read.
 * Annotations whose ``category_id`` names a category without keypoints are ignored (a
@@ -64,7 +64,7 @@ from posedet.skeletons import SKELETONS, Skeleton
 
 logger = logging.getLogger(__name__)
 
-#: CrowdPose has no segment area; its OKS uses the box area times this factor (DESIGN.md).
+#: CrowdPose has no segment area; its OKS uses the box area times this factor (docs/data.md).
 CROWDPOSE_AREA_FACTOR = 0.53
 
 

@@ -30,9 +30,10 @@ from posedet.report import extra as EX
 from posedet.report import figures as F
 from posedet.report import findings as FD
 from posedet.report.collect import Inputs
+from posedet.report.common import pick_bench as _pick_bench
 from posedet.report.paper_numbers import paper_rows
 from posedet.report.tables import (
-    TABLE1_BACKBONES, Context, _pick_bench, ablation_models, bench_rows, build_tables, deviation_rows,
+    TABLE1_BACKBONES, Context, ablation_models, bench_rows, build_tables, deviation_rows,
     render_latex, render_markdown, write_csv,
 )
 
@@ -131,8 +132,8 @@ def upper_bound_studies(inputs: Inputs) -> dict[str, dict[str, dict]]:
 
 def figure3_findings(studies: dict[str, dict[str, dict]]) -> list[dict]:
     """Per (set, protocol, threshold < 1): suppressed counts and AP(H) (or AP) of OKS vs IoU, and
-    whether the paper's finding holds there (IoU-NMS suppresses more true poses AND AP(H) is not
-    higher with IoU)."""
+    whether the paper's finding is seen there (``findings.suppresses_fewer``: IoU-NMS suppresses more
+    true poses; AP(H) is shown, not judged: Figure 3's one rule counts suppressions, docs/report.md)."""
     rows = []
     for set_name, by_proto in sorted(studies.items()):
         for proto, res in sorted(by_proto.items()):
@@ -142,8 +143,7 @@ def figure3_findings(studies: dict[str, dict[str, dict]]) -> list[dict]:
                 o, i = by.get(("oks", thr)), by.get(("iou", thr))
                 if o is None or i is None or thr >= 1.0:
                     continue
-                holds = (i["num_suppressed"] > o["num_suppressed"]
-                         and (o.get(key) is not None and i.get(key) is not None and o[key] >= i[key]))
+                holds = FD.suppresses_fewer(o["num_suppressed"], i["num_suppressed"])
                 rows.append({"set": set_name, "protocol": proto, "threshold": thr, "metric": key,
                              "oks_suppressed": o["num_suppressed"], "iou_suppressed": i["num_suppressed"],
                              "oks_metric": o.get(key), "iou_metric": i.get(key),
@@ -171,14 +171,15 @@ def findings_sentences(rows: list[dict]) -> list[str]:
         groups.setdefault((r["set"], r["protocol"]), []).append(r)
     for (s, proto), rs in groups.items():
         n_hold = sum(r["finding_holds"] for r in rs)
+        res = FD.compare_counts([(r["threshold"], r["oks_suppressed"], r["iou_suppressed"]) for r in rs])
         at = {r["threshold"]: r for r in rs}
         detail = "; ".join(
             f"at {t:g}: IoU suppresses {at[t]['iou_suppressed']} vs OKS {at[t]['oks_suppressed']}, "
             f"{at[t]['metric']} {100 * at[t]['oks_metric']:.1f} (OKS) vs {100 * at[t]['iou_metric']:.1f} (IoU)"
             for t in (0.3, 0.5) if t in at and at[t]["oks_metric"] is not None and at[t]["iou_metric"] is not None)
-        verdict = "holds" if n_hold == len(rs) else ("does not hold" if n_hold == 0 else "holds partly")
-        out.append(f"{s}, {proto} protocol: the paper's finding (IoU-NMS suppresses more true poses than OKS-NMS, "
-                   f"AP(H) higher with OKS) {verdict} — at {n_hold} of {len(rs)} thresholds below 1.0"
+        verdict = FD.HOLDS if res["verdict"] == FD.HOLDS else f"{res['verdict']} ({res['reason']})"
+        out.append(f"{s}, {proto} protocol: the paper's finding (OKS-NMS suppresses fewer true poses than IoU-NMS) "
+                   f"{verdict} — IoU-NMS suppresses more at {n_hold} of {len(rs)} thresholds below 1.0"
                    + (f" ({detail})" if detail else "") + ".")
     return out
 
@@ -200,8 +201,9 @@ def _figure3(inputs: Inputs, out: Path, figs: list, studies) -> None:
                      "caption": f"Ground-truth upper bound on {set_name} (model-free: the annotated poses as "
                                 f"detections): AP by crowd level and the share of poses suppressed against the NMS "
                                 f"threshold, solid OKS-NMS, dashed IoU-NMS, one colour per OKS protocol "
-                                f"({', '.join(protos)}). Sources: " + ", ".join(by_proto[p]["_file"] for p in protos)
-                                + "."})
+                                f"({', '.join(protos)}). The paper's finding (OKS-NMS suppresses fewer true poses): "
+                                + "; ".join(f"{p} protocol {FD.figure3_verdict(by_proto[p])['verdict']}" for p in protos)
+                                + ". Sources: " + ", ".join(by_proto[p]["_file"] for p in protos) + "."})
 
 
 def _speed_accuracy(ctx: Context, out: Path, figs: list) -> None:
@@ -435,7 +437,8 @@ def _sweep(ctx: Context, out: Path, figs: list) -> None:
 def build_report(preset_name: str | None, results: Path | None, out: Path, *, repo: Path | None = None,
                  recipe: str | None = None, hash_data: bool = True, log=print, plan=None,
                  plan_file: Path | None = None) -> dict:
-    """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings', 'deviations',
+    """Write the report; returns {'tables', 'figures', 'missing', 'index', 'findings' (one
+    ``findings.Claim`` per paper claim), 'cases' (its ``Finding``s, one per case), 'deviations',
     'data_sets', 'extra_tables'}. With ``plan`` (a posedet.plan.Plan; ``plan_file``: where it was
     read, whose folder places the plan's relative paths) the preset, the results folder and every
     file read come from the plan (``preset_name`` and ``results`` may be None).
@@ -528,7 +531,7 @@ def build_report(preset_name: str | None, results: Path | None, out: Path, *, re
                         findings_html=FD.render_html(claims), deviation_table=dev_table,
                         data_sets=data_sets, extra_tables=extras)
     return {"tables": tables, "figures": figs, "missing": list(inputs.missing), "index": index,
-            "findings": claims, "deviations": dev_table, "data_sets": data_sets, "extra_tables": extras}
+            "findings": FD.collect_claims(claims), "cases": claims, "deviations": dev_table, "data_sets": data_sets, "extra_tables": extras}
 
 
 def _remove_stale_figures(out: Path, written: set[str]) -> None:

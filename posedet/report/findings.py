@@ -7,32 +7,43 @@ Two layers:
   outputs of the same models: per-seed differences), ``compare_timing`` (two bench rows: median and
   p10–p90 of the timed calls), ``compare_no_growth`` (time at the fewest vs the most people) and
   ``compare_counts`` (the model-free upper bound: poses suppressed per NMS threshold);
+  ``fold_cases`` (one verdict per claim from its cases), ``speed_gate`` (CPU-only timings, timings
+  under load), ``ranking_gate`` (stand-in backbones, unequal step counts) and the would-need rules
+  ``seeds_needed_unpaired`` / ``seeds_needed_paired`` (how many seeds would resolve an effect);
 * ``collect_findings(ctx, studies)`` reads the results through the report's ``Context``, applies
-  a rule to each claim and returns ``Finding`` records; ``render_markdown`` and ``render_html`` print
-  them (``summary.md``, the top of ``index.html``).
+  a rule to each case of each claim and returns ``Finding`` records (one per case);
+  ``collect_claims`` folds them into ``Claim`` records (one per paper claim); ``render_markdown``
+  and ``render_html`` print the claims (``summary.md``, the top of ``index.html``).
 
 Verdicts: **holds** (resolved, same sign as the paper), **contradicted** (resolved, opposite sign),
-**not resolved** (within the spread, n < 2, or an input missing). A difference within the spread is
-never "holds".
+**not resolved** (within the spread, n < 2, timed under load, or an input missing), **not tested
+here** (the preset's design cannot test the claim: stand-in backbones, CPU-only timings of a GPU
+figure). A difference within the spread is never "holds".
 """
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
 import statistics
 from dataclasses import dataclass, field
 
+from posedet.report.common import md_escape, norm, pick_bench, preset_backbone, preset_steps
 from posedet.report.paper_numbers import paper_row
 from posedet.report.tables import PEER_LABELS, ablation_models, bench_rows
 
-__all__ = ["HOLDS", "CONTRADICTED", "NOT_RESOLVED", "Finding", "compare_unpaired", "compare_paired",
-           "compare_timing", "compare_no_growth", "compare_counts", "expected_sign", "collect_findings",
-           "render_markdown", "render_html", "NO_GROWTH_TOLERANCE", "PEER_RATIO_GOAL"]
+__all__ = ["HOLDS", "CONTRADICTED", "NOT_RESOLVED", "NOT_TESTED", "Finding", "Claim", "compare_unpaired",
+           "compare_paired", "compare_timing", "compare_no_growth", "compare_counts", "expected_sign",
+           "expected_max_normal", "seeds_needed_unpaired", "seeds_needed_paired", "would_need_text",
+           "fold_cases", "speed_gate", "ranking_gate", "timed_under_load", "figure3_rows", "figure3_verdict",
+           "suppresses_fewer", "collect_findings", "collect_claims", "render_markdown", "render_html",
+           "NO_GROWTH_TOLERANCE", "PEER_RATIO_GOAL", "MAX_SEEDS"]
 
-HOLDS, CONTRADICTED, NOT_RESOLVED = "holds", "contradicted", "not resolved"
+HOLDS, CONTRADICTED, NOT_RESOLVED, NOT_TESTED = "holds", "contradicted", "not resolved", "not tested here"
 NO_GROWTH_TOLERANCE = 0.10      # "time does not grow with people": at most +10 % from fewest to most
-PEER_RATIO_GOAL = 1.2           # issue 11: PoseDet AP / YOLO11n-pose AP on the CrowdPose tier
+PEER_RATIO_GOAL = 1.2           # the harness's goal: PoseDet AP / YOLO11n-pose AP on the CrowdPose-layout set
+MAX_SEEDS = 20                  # the most seeds per arm a preset can afford: beyond it, "below the noise"
 
 
 # ============================================================================== verdict rules (pure)
@@ -182,6 +193,184 @@ def compare_counts(rows: list[tuple[float, int, int]] | None, expected: int = 1,
     return _result(HOLDS if sign == expected else CONTRADICTED, "resolved: the same sign at every threshold", **kw)
 
 
+def suppresses_fewer(oks_suppressed: int, iou_suppressed: int) -> bool:
+    """Figure 3 at one threshold: the paper's finding (OKS-NMS suppresses fewer true poses) is seen
+    there iff IoU-NMS suppresses more."""
+    return iou_suppressed > oks_suppressed
+
+
+def figure3_rows(study: dict) -> list[tuple[float, int, int]]:
+    """(threshold, suppressed by OKS-NMS, suppressed by IoU-NMS) of an upper-bound study, thresholds < 1."""
+    by = {(r["nms"], round(float(r["threshold"]), 4)): r for r in study.get("rows", [])}
+    return [(t, by[("oks", t)]["num_suppressed"], by[("iou", t)]["num_suppressed"])
+            for t in sorted({t for _, t in by}) if ("oks", t) in by and ("iou", t) in by and t < 1.0]
+
+
+def figure3_verdict(study: dict) -> dict:
+    """Figure 3's one rule on one (set, protocol) study: ``compare_counts`` of its suppressed counts.
+    Every page (summary.md, index.html, the Figure 3 captions and figure3_summary.*) prints this."""
+    return compare_counts(figure3_rows(study), 1, study.get("_file", ""))
+
+
+# ------------------------------------------------------------------------------ would-need (pure)
+
+@functools.lru_cache(maxsize=None)
+def expected_max_normal(n: int) -> float:
+    """e_n: the expected largest of n independent standard normal values (e_1 = 0, e_2 = 0.564,
+    e_3 = 0.846, e_5 = 1.163, e_10 = 1.539); numerical integration of x·n·φ(x)·Φ(x)^(n−1)."""
+    if n <= 1:
+        return 0.0
+    nd = statistics.NormalDist()
+    h, lo, hi = 0.005, -8.0, 8.0
+    steps = int((hi - lo) / h)
+    tot = 0.0
+    for i in range(steps + 1):
+        x = lo + i * h
+        w = 0.5 if i in (0, steps) else 1.0
+        tot += w * x * n * nd.pdf(x) * nd.cdf(x) ** (n - 1)
+    return tot * h
+
+
+def seeds_needed_unpaired(effect: float, std_a: float, std_b: float | None = None,
+                          max_n: int = MAX_SEEDS) -> int | None:
+    """Seeds per arm at which ``compare_unpaired`` resolves a difference Δ = ``effect`` between two arms
+    of seed std s_A, s_B (s_B = s_A when not given), with each arm's std and range at their expected
+    values for normal seeds: the smallest n in 2..max_n with |Δ| > max(s_A, s_B) (the spread),
+    |Δ| > 2·√((s_A² + s_B²)/n) (2·SE) and |Δ| > e_n·(s_A + s_B) (the seed ranges do not overlap:
+    mean ± e_n·s is an arm's expected max/min). None: no n up to max_n (the first condition does not
+    depend on n and the third grows with n, so none beyond it either)."""
+    d = abs(float(effect))
+    sa = abs(float(std_a))
+    sb = sa if std_b is None else abs(float(std_b))
+    if d == 0:
+        return None
+    for n in range(2, max_n + 1):
+        if d > max(sa, sb) and d > 2 * math.sqrt((sa ** 2 + sb ** 2) / n) and d > expected_max_normal(n) * (sa + sb):
+            return n
+    return None
+
+
+def seeds_needed_paired(effect: float, std: float, max_n: int = MAX_SEEDS) -> int | None:
+    """Seeds at which ``compare_paired`` resolves a mean per-seed difference m = ``effect`` whose
+    differences have std s, at expected values for normal seeds: the smallest n in 2..max_n with
+    |m| > s, |m| > 2·s/√n and |m| > e_n·s (the smallest difference, m − e_n·s, keeps the sign).
+    None: no n up to max_n."""
+    m, sd = abs(float(effect)), abs(float(std))
+    if m == 0:
+        return None
+    for n in range(2, max_n + 1):
+        if m > sd and m > 2 * sd / math.sqrt(n) and m > expected_max_normal(n) * sd:
+            return n
+    return None
+
+
+def would_need_text(kind: str, paper_effect: float | None, measured_effect: float | None, std: float,
+                    std_b: float | None = None, unit: str = "", noise_note: str = "",
+                    max_n: int = MAX_SEEDS) -> str:
+    """'What would resolve it' for a seeded case: seeds per arm for an effect of the paper's size and
+    of the measured size (``kind``: 'unpaired' or 'paired'); beyond ``max_n``: below this preset's
+    noise at this budget, with the noise figure (the seed std)."""
+    std = 0.0 if abs(std) < 1e-9 else std
+    std_b = None if std_b is None else (0.0 if abs(std_b) < 1e-9 else std_b)
+    rule = (lambda e: seeds_needed_unpaired(e, std, std_b, max_n)) if kind == "unpaired" else \
+        (lambda e: seeds_needed_paired(e, std, max_n))
+    noise = f"seed std {std:.2g}" + (f" / {std_b:.2g}" if std_b is not None and std_b != std else "") \
+        + (f" {unit}" if unit else "") + (f", {noise_note}" if noise_note else "")
+    parts = []
+    for label, e in (("the paper's size", paper_effect), ("the measured size", measured_effect)):
+        if e is None:
+            continue
+        if abs(e) < 0.05:
+            parts.append(f"an effect of {label} ({e:+.1f}) is no effect: no n resolves it")
+            continue
+        n = rule(e)
+        parts.append(f"an effect of {label} ({e:+.1f}) would resolve with {n} seeds per arm" if n else
+                     f"an effect of {label} ({e:+.1f}) is below this preset's noise at this budget "
+                     f"(no n ≤ {max_n} resolves it)")
+    if not parts:
+        return ""
+    return "; ".join(parts) + f" ({noise})"
+
+
+# ------------------------------------------------------------------------------ gates and folding (pure)
+
+def timed_under_load(row: dict | None) -> bool:
+    """A bench row (raw, as in bench/table.json) timed while other work held the CPU cores: its
+    ``load.timed_under_load``; False for rows written before the field existed."""
+    if not isinstance(row, dict):
+        return False
+    raw = row.get("raw") if isinstance(row.get("raw"), dict) else row
+    return bool((raw.get("load") or {}).get("timed_under_load", False))
+
+
+def speed_gate(res: dict, devices: list[str], under_load: bool, paper_device: str | None = "gpu") -> dict:
+    """A speed case's verdict after the design checks: **not tested here** when every row it rests on
+    was timed on another kind of device than the paper's figures (``paper_device``, e.g. CPU-only
+    timings of the paper's GPU FPS); else **not resolved: timed under load** when any row was timed
+    under load. Otherwise ``res`` unchanged."""
+    devs = [str(d or "").lower() for d in devices if d]
+    if paper_device and devs and all(d != paper_device for d in devs):
+        why = f"timed on {'/'.join(sorted({d.upper() for d in devs}))} only; the paper's figures are " \
+              f"{paper_device.upper()} figures"
+        return {**res, "verdict": NOT_TESTED, "reason": why + ("; also timed under load" if under_load else "")}
+    if under_load:
+        return {**res, "verdict": NOT_RESOLVED, "reason": "timed under load (bench row load.timed_under_load)"}
+    return res
+
+
+def ranking_gate(arms: list[tuple[str, str | None, object]]) -> str | None:
+    """Backbone ranking by AP: ``arms`` = (paper backbone, backbone trained here, training steps or None).
+    The reason the preset cannot test the ranking (a stand-in backbone: trained name ≠ paper name; or
+    arms trained for different step counts), None when it can."""
+    why = []
+    stand = [f"{p} → {t}" for p, t, _ in arms if t and norm(t) != norm(p)]
+    if stand:
+        why.append("the preset trains stand-in backbones (" + ", ".join(stand) + ")")
+    steps = [(p, s) for p, _, s in arms if s is not None]
+    if len(steps) >= 2 and len({str(s) for _, s in steps}) > 1:
+        why.append("trained for different step counts (" + ", ".join(f"{p}: {s}" for p, s in steps) + ")")
+    return "; ".join(why) or None
+
+
+def fold_cases(verdicts: list[tuple[str, str]], rule: str = "majority") -> dict:
+    """One claim's verdict from its cases' (verdict, reason).
+
+    ``majority`` (replications: one claim on several sets, protocols, models, metrics): cases not
+    tested here are set aside; holds iff more than half of the rest hold and none is contradicted;
+    contradicted iff more than half are contradicted and none holds; otherwise not resolved.
+    ``chain`` (an ordering tested link by link, e.g. W48 > W32 > DLA-34): not tested here if any link
+    is; contradicted if any link is contradicted; holds iff every link holds; otherwise not resolved.
+    No cases: not resolved (input missing); every case not tested: not tested here."""
+    if not verdicts:
+        return {"verdict": NOT_RESOLVED, "reason": "input missing: no case measured"}
+    untested = [r for v, r in verdicts if v == NOT_TESTED]
+    tested = [v for v, _ in verdicts if v != NOT_TESTED]
+    h, c = tested.count(HOLDS), tested.count(CONTRADICTED)
+    u, n = len(tested) - h - c, len(tested)
+    why_untested = "; ".join(dict.fromkeys(untested))
+    open_why = list(dict.fromkeys(r for v, r in verdicts if v == NOT_RESOLVED))
+    why_open = f" ({open_why[0]})" if len(open_why) == 1 else ""
+    if rule == "chain":
+        if untested:
+            return {"verdict": NOT_TESTED, "reason": why_untested}
+        if c:
+            return {"verdict": CONTRADICTED, "reason": f"{c} of {n} links contradicted"}
+        if h == n:
+            return {"verdict": HOLDS, "reason": f"every link holds ({n} of {n})"}
+        return {"verdict": NOT_RESOLVED, "reason": f"{h} of {n} links hold, {u} not resolved{why_open}"}
+    if not tested:
+        return {"verdict": NOT_TESTED, "reason": why_untested}
+    aside = f"; {len(untested)} case{'s' if len(untested) > 1 else ''} not tested here" if untested else ""
+    if h * 2 > n and c == 0:
+        return {"verdict": HOLDS, "reason": f"on {h} of {n} cases" + aside}
+    if c * 2 > n and h == 0:
+        return {"verdict": CONTRADICTED, "reason": f"on {c} of {n} cases" + aside}
+    if n == 1:
+        return {"verdict": NOT_RESOLVED, "reason": next(r for v, r in verdicts if v != NOT_TESTED)}
+    return {"verdict": NOT_RESOLVED,
+            "reason": f"{h} of {n} cases hold, {c} contradicted, {u} not resolved{why_open}" + aside}
+
+
 # ============================================================================== claims
 
 @dataclass
@@ -194,14 +383,53 @@ class Finding:
     paper: str = ""            # the paper's effect
     link: str = ""             # anchor in index.html (no '#')
     extra: dict = field(default_factory=dict)
+    would_need: str = ""       # what would resolve it (a case that is not resolved)
+    rule: str = "majority"     # how the claim's cases fold (``fold_cases``)
 
     @property
     def verdict(self) -> str:
         return self.result["verdict"]
 
 
-def _norm(s) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(s or "").lower())
+@dataclass
+class Claim:
+    """One paper claim: its cases (``Finding``s, the first is the headline) folded into one verdict."""
+    claim: str
+    cases: list[Finding]
+    result: dict               # fold_cases(...)
+
+    @property
+    def verdict(self) -> str:
+        return self.result["verdict"]
+
+    @property
+    def headline(self) -> Finding:
+        return self.cases[0]
+
+    @property
+    def source(self) -> str:
+        src = list(dict.fromkeys(f.source for f in self.cases))
+        if len(src) > 1 and all(x.startswith("Table ") for x in src):
+            return "Tables " + ", ".join(sorted(x.split(" ", 1)[1] for x in src))
+        return ", ".join(src)
+
+    @property
+    def would_need(self) -> str:
+        """The headline's, else the first unresolved case's (named)."""
+        for f in [self.headline] + self.cases:
+            if f.would_need and f.verdict == NOT_RESOLVED:
+                return f.would_need if f is self.headline else f"({f.compared}) {f.would_need}"
+        return ""
+
+
+def collect_claims(findings: list[Finding]) -> list[Claim]:
+    """The cases grouped by claim (first-seen order), each claim's verdict from ``fold_cases``."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.claim, []).append(f)
+    return [Claim(c, fs, fold_cases([(f.verdict, f.result["reason"]) for f in fs], fs[0].rule))
+            for c, fs in groups.items()]
+
 
 
 def _paper_diff(a: tuple[int, str], b: tuple[int, str], metric: str) -> float | None:
@@ -237,6 +465,53 @@ def _where(ctx, ds, var, set_slug, mode, nms) -> str:
            f"{set_slug or '<set>'}.{mode}.{nms}.json"
 
 
+def _baseline_noise(ctx, metric: str) -> tuple[float | None, str]:
+    """The seed std of the seeded baseline arm (Table 4/5's baseline, refined, OKS-NMS) on ``metric``:
+    the noise figure where an arm has n = 1."""
+    try:
+        ds, models = ablation_models(ctx)
+        base = models.get((True, "keypoints", True))
+        s = ctx.eval_set("crowdpose_ablation", ds, base, "table4") if ds else None
+        v = list(_vals(ctx, ds, base, s, "refined", "oks", metric).values())
+    except Exception:          # noqa: BLE001 -- no baseline: no noise figure
+        return None, ""
+    if len(v) < 2:
+        return None, ""
+    return statistics.stdev(v), f"{base}'s {len(v)} seeds on {s}"
+
+
+def _unpaired_need(ctx, res, va, vb, metric, paper_effect) -> str:
+    if res["verdict"] != NOT_RESOLVED or res["effect"] is None:
+        return ""
+    sa = statistics.stdev(va.values()) if len(va) >= 2 else None
+    sb = statistics.stdev(vb.values()) if len(vb) >= 2 else None
+    note = ""
+    if sa is None or sb is None:
+        if sa is None and sb is None:
+            base, where = _baseline_noise(ctx, metric)
+            if base is None:
+                return "no seeded arm to take a noise figure from: train ≥ 2 seeds per arm"
+            sa = sb = base
+            note = f"n = 1 in both arms: the std of {where}"
+        else:
+            sa = sb = sa if sa is not None else sb
+            note = "n = 1 in an arm: the seeded arm's std for both"
+    return would_need_text("unpaired", paper_effect, res["effect"], sa, sb if sb != sa else None, metric, note)
+
+
+def _paired_need(ctx, res, diffs, metric, paper_effect) -> str:
+    if res["verdict"] != NOT_RESOLVED or res["effect"] is None:
+        return ""
+    if len(diffs) >= 2:
+        return would_need_text("paired", paper_effect, res["effect"], statistics.stdev(diffs), None, metric,
+                               "of the per-seed differences")
+    base, where = _baseline_noise(ctx, metric)
+    if base is None:
+        return "one seed: no spread of the differences and no seeded arm to take one from: evaluate ≥ 2 seeds"
+    return would_need_text("paired", paper_effect, res["effect"], base, None, metric,
+                           f"n = 1: the std of {where} in place of the differences' std (no smaller)")
+
+
 def _unpaired_finding(ctx, claim, source, compared, metric, a, b, paper_effect, paper_note, link,
                       claimed: int = 1) -> Finding:
     """a, b: (dataset, variant, set, mode, nms) of the two arms; a is the arm the paper says is higher."""
@@ -248,7 +523,8 @@ def _unpaired_finding(ctx, claim, source, compared, metric, a, b, paper_effect, 
         measured = (f"{res['effect']:+.1f} {metric} ({_arm(va)} vs {_arm(vb)}; n = {len(va)} / {len(vb)} seeds"
                     + (f", spread {res['spread']:.1f}" if res.get("spread") is not None else "") + ")")
     return Finding(claim, source, compared, res, measured, _paper_text(paper_effect, "", paper_note), link,
-                   {"treat": va, "ref": vb, "metric": metric})
+                   {"treat": va, "ref": vb, "metric": metric},
+                   would_need=_unpaired_need(ctx, res, va, vb, metric, paper_effect))
 
 
 def _paired_finding(ctx, claim, source, compared, metric, a, b, paper_effect, paper_note, link,
@@ -271,10 +547,14 @@ def _paired_finding(ctx, claim, source, compared, metric, a, b, paper_effect, pa
         measured = f"{res['effect']:+.1f}{sp} {metric}" + (f" − {metric_b}" if c is not None else "") \
             + f" ({what}, n = {len(diffs)})"
     return Finding(claim, source, compared, res, measured, _paper_text(paper_effect, "", paper_note), link,
-                   {"diffs": dict(zip(seeds, diffs)), "metric": metric})
+                   {"diffs": dict(zip(seeds, diffs)), "metric": metric},
+                   would_need=_paired_need(ctx, res, diffs, metric, paper_effect))
 
 
 # ------------------------------------------------------------------------------ Table 4
+
+JR_CLAIM = "Joint refinement raises AP and AP75"
+
 
 def _refinement(ctx) -> list[Finding]:
     ds, models = ablation_models(ctx)
@@ -288,14 +568,14 @@ def _refinement(ctx) -> list[Finding]:
     for m in ("AP", "AP75"):
         p = _paper_diff((4, "jr_on"), (4, "jr_off"), m)
         out.append(_unpaired_finding(
-            ctx, f"Joint refinement raises {m}", "Table 4", f"{base or 'baseline'} vs {off or 'no_refine'} "
+            ctx, JR_CLAIM, "Table 4", f"{m}: {base or 'baseline'} vs {off or 'no_refine'} "
             "(trained without the refine branch)", m, (ds, base, set4, "refined", "oks"),
             (ds, off, set4, off_mode, "oks"), p, "", "table4-jr_on"))
     for m in ("AP", "AP75"):
         p = _paper_diff((4, "jr_on"), (4, "jr_off"), m)
         out.append(_paired_finding(
-            ctx, f"Joint refinement raises {m} (within one model)", "Table 4",
-            f"{base or 'baseline'}: refined vs its own coarse output", m, (ds, base, set4, "refined", "oks"),
+            ctx, JR_CLAIM, "Table 4",
+            f"{m} within one model: {base or 'baseline'} refined vs its own coarse output", m, (ds, base, set4, "refined", "oks"),
             (ds, base, set4, "coarse", "oks"), p, "with vs without JR; the paper has no coarse-output row",
             "table4-jr_on_coarse"))
     return out
@@ -313,12 +593,12 @@ def _table5(ctx) -> list[Finding]:
     for m in ("AP_hard", "AP"):
         out.append(_unpaired_finding(
             ctx, "Keypoint-centroid assignment beats box centroid", "Table 5",
-            f"{base or 'baseline'} vs {box or 'box_centroid'} (OKS-NMS, IS)", m, arm(base), arm(box),
+            f"{m}: {base or 'baseline'} vs {box or 'box_centroid'} (OKS-NMS, IS)", m, arm(base), arm(box),
             _paper_diff((5, "kpt_oks_is"), (5, "box_oks_is"), m), "" if m != "AP" else
             "Table 5 prints AP(E/M/H) only", "table5-kpt_oks_is"))
     for m in ("AP_hard", "AP"):
         out.append(_paired_finding(
-            ctx, "OKS-NMS beats IoU-NMS", "Table 5", f"{base or 'baseline'}: OKS-NMS vs IoU-NMS, same models",
+            ctx, "OKS-NMS beats IoU-NMS", "Table 5", f"{m}: {base or 'baseline'} OKS-NMS vs IoU-NMS, same models",
             m, arm(base), arm(base, "iou"), _paper_diff((5, "kpt_oks_is"), (5, "kpt_iou_is"), m),
             "" if m != "AP" else "Table 5 prints AP(E/M/H) only; +1.4 AP(H) on average over its four models",
             "table5-kpt_iou_is"))
@@ -331,7 +611,7 @@ def _table5(ctx) -> list[Finding]:
         metric_b="AP_easy", c=arm(base), d=arm(base, "iou")))
     for m in ("AP_hard", "AP"):
         out.append(_unpaired_finding(
-            ctx, "Intermediate supervision helps", "Table 5", f"{base or 'baseline'} vs {nois or 'no_is'} "
+            ctx, "Intermediate supervision helps", "Table 5", f"{m}: {base or 'baseline'} vs {nois or 'no_is'} "
             "(keypoint centroid, OKS-NMS)", m, arm(base), arm(nois),
             _paper_diff((5, "kpt_oks_is"), (5, "kpt_oks_nois"), m), "" if m != "AP" else
             "Table 5 prints AP(E/M/H) only", "table5-kpt_oks_nois"))
@@ -349,15 +629,14 @@ def _upper_bound(studies: dict) -> list[Finding]:
     for set_name, by_proto in sorted(studies.items()):
         for proto in sorted(by_proto, key=lambda p: (p != "authors", p)):
             study = by_proto[proto]
-            by = {(r["nms"], round(float(r["threshold"]), 4)): r for r in study.get("rows", [])}
-            rows = [(t, by[("oks", t)]["num_suppressed"], by[("iou", t)]["num_suppressed"])
-                    for t in sorted({t for _, t in by}) if ("oks", t) in by and ("iou", t) in by and t < 1.0]
-            res = compare_counts(rows, 1, study.get("_file", ""))
+            rows = figure3_rows(study)
+            res = figure3_verdict(study)
             total = next((r.get("num_detections_in") for r in study.get("rows", [])), None)
             at = {t: (o, i) for t, o, i in rows}
             thr = 0.5 if 0.5 in at else (sorted(at)[len(at) // 2] if at else None)
             measured = "—" if not rows else (
-                f"IoU-NMS suppresses more at {sum(i > o for _, o, i in rows)} of {len(rows)} thresholds"
+                f"IoU-NMS suppresses more at {sum(suppresses_fewer(o, i) for _, o, i in rows)} of {len(rows)} "
+                "thresholds"
                 + (f"; at {thr:g}: IoU {at[thr][1]} vs OKS {at[thr][0]}" + (f" of {total} poses" if total else "")
                    if thr is not None else "") + f" (exact counts, n = {res['n']} thresholds that differ)")
             out.append(Finding("OKS-NMS suppresses fewer true poses than IoU-NMS", "Figure 3",
@@ -399,17 +678,21 @@ def _timing(r: dict | None) -> dict | None:
     n = sp.get("n") or rep.get("network")
     return {"median_ms": r.get("network_ms"), "lo_ms": sp.get("p10_ms", sp.get("min_ms")),
             "hi_ms": sp.get("p90_ms", sp.get("max_ms")), "n": n, "short_side": r.get("short_side"),
-            "device": r.get("device_kind")}
+            "device": r.get("device_kind"), "under_load": timed_under_load(r)}
 
 
 def _bench_pick(rows: list[dict], method: str, backbone: str, device: str, short: int | None) -> dict | None:
-    def is_method(name):
-        n = _norm(name)
-        return n == "posedet" if method == "posedet" else method in n
-    c = [r for r in rows if is_method(r["name"]) and _norm(r["backbone"]) == _norm(backbone)
-         and r["device_kind"] == device and r.get("network_ms")]
-    c.sort(key=lambda r: (r["short_side"] != short, str(r.get("dtype"))))
-    return c[0] if c else None
+    """PoseDet's row (``method`` 'posedet') or a peer's on ``backbone``: ``common.pick_bench``."""
+    peer = None if method == "posedet" else method
+    return pick_bench(rows, device_kind=device, peer=peer, backbone=backbone, short_side=short, need="network_ms")
+
+
+def _gate(res: dict, dev: str, *timings, paper_device: str | None = "gpu") -> dict:
+    return speed_gate(res, [dev], any(bool(t and t.get("under_load")) for t in timings), paper_device)
+
+
+SPEED_NEED = ("no seed count applies: more timed calls do not narrow p10–p90; a quieter machine (or the "
+              "paper's GPU) would")
 
 
 def _timing_text(label_a, ta, label_b, tb, res) -> str:
@@ -434,21 +717,31 @@ def _speed(ctx) -> list[Finding]:
             ta, tb = _timing(a), _timing(b)
             pa, pb = paper_row(1, bb), paper_row(1, "higher_hrnet")
             paper = (pa["FPS"] / pb["FPS"]) if bb == "hrnet_w48" and pa and pb and pb["FPS"] else None
-            res = compare_timing(ta, tb, 1, f"results/{ctx.preset_name}/bench/table.json rows PoseDet and "
-                                            f"HigherHRNet-style {bb} ({dev})")
+            res = _gate(compare_timing(ta, tb, 1, f"results/{ctx.preset_name}/bench/table.json rows PoseDet and "
+                                                  f"HigherHRNet-style {bb} ({dev})"), dev, ta, tb)
             out.append(Finding("PoseDet is faster than bottom-up HigherHRNet on the same backbone", "Table 1",
                                f"network time, {paper_name}-sized backbone, {dev.upper()}", res,
                                _timing_text("PoseDet", ta, "HigherHRNet-style", tb, res),
                                f"{paper:.1f}× (10 vs 4 FPS at W48)" if paper else "not printed for W32",
-                               f"table1-{bb}"))
+                               f"table1-{bb}", would_need=_speed_need(res)))
     out += _sweep_findings(ctx, sweep)
     return out
+
+
+def _speed_need(res: dict) -> str:
+    if res["verdict"] != NOT_RESOLVED or res["effect"] is None:
+        return ""
+    if res["reason"].startswith("timed under load"):
+        return "time it again on an idle machine (no other work on the CPU cores)"
+    if "no spread" in res["reason"]:
+        return "record the p10–p90 of ≥ 2 timed calls per row (the bench's spread)"
+    return SPEED_NEED
 
 
 def _sweep_findings(ctx, sweep: list[dict]) -> list[Finding]:
     groups: dict = {}
     for r in sweep:
-        if _norm(r["name"]) == "posedet" and r.get("people") is not None and r.get("network_ms"):
+        if norm(r["name"]) == "posedet" and r.get("people") is not None and r.get("network_ms"):
             groups.setdefault((r.get("backbone"), r["device_kind"]), []).append(r)
     if not groups:
         return [Finding("PoseDet's time does not grow with the number of people", "Sec. 4.3", "bench sweep",
@@ -458,42 +751,66 @@ def _sweep_findings(ctx, sweep: list[dict]) -> list[Finding]:
     for (bb, dev), rs in sorted(groups.items(), key=str):
         rs = sorted(rs, key=lambda r: r["people"])
         few, many = _timing(rs[0]), _timing(rs[-1])
-        res = compare_no_growth(few, many)
+        res = _gate(compare_no_growth(few, many), dev, few, many, paper_device=None)
         measured = "—" if res["effect"] is None else (
             f"×{res['effect']:.2f} from {rs[0]['people']} to {rs[-1]['people']} people ({few['median_ms']:.0f} → "
             f"{many['median_ms']:.0f} ms median; n = {few.get('n') or '?'}/{many.get('n') or '?'} timed calls, "
             f"{dev.upper()})")
         out.append(Finding("PoseDet's time does not grow with the number of people", "Sec. 4.3",
                            f"bench sweep, PoseDet {bb}, network time; tolerance +{NO_GROWTH_TOLERANCE:.0%}",
-                           res, measured, "same FPS on CrowdPose as on COCO (text)", "figure_people_sweep"))
+                           res, measured, "same FPS on CrowdPose as on COCO (text)", "figure_people_sweep",
+                           would_need=_speed_need(res)))
     return out
+
+
+def _trained(ctx, ds, var) -> tuple[str | None, object]:
+    """(backbone trained for ``var``, its training steps): the resolved config's backbone, else the
+    preset's ``backbones:`` mapping; steps from train/summary.json, else the preset's
+    ``train.iterations`` for it, else the resolved config's."""
+    cfg = (ctx.inputs.model_config(ds, var) if ds else None) or {}
+    bb = (cfg.get("model") or {}).get("backbone") or preset_backbone(ctx.preset, var)
+    runs = ctx.inputs.seeds(ds, var) if ds else []
+    summ = ctx.inputs.summary(runs[0]) if runs else None
+    steps = summ.get("steps") if isinstance(summ, dict) else None
+    if steps is None:
+        steps = preset_steps(ctx.preset, var)
+    if steps is None:
+        steps = (cfg.get("train") or {}).get("iterations")
+    return bb, steps
 
 
 def _ranking(ctx) -> list[Finding]:
     ds = ctx.dataset("coco")
     set1 = ctx.eval_set("coco", ds, "dla34", "table1") if ds else None
     out = []
+    # one reason for the whole ranking: any stand-in or unequal step count among its three backbones
+    why = ranking_gate([(v, *_trained(ctx, ds, v)) for v in ("hrnet_w48", "hrnet_w32", "dla34")])
     for hi, lo in (("hrnet_w48", "hrnet_w32"), ("hrnet_w32", "dla34")):
         ph, pl = paper_row(1, hi), paper_row(1, lo)
-        out.append(_unpaired_finding(
+        f = _unpaired_finding(
             ctx, "Backbone ranking by AP: HRNet-W48 > HRNet-W32 > DLA-34", "Table 1",
             f"{hi} vs {lo} (their stand-ins where the preset maps them)", "AP",
             (ds, hi, set1, "refined", "oks"), (ds, lo, set1, "refined", "oks"),
-            ph["AP"] - pl["AP"] if ph and pl else None, "", f"table1-{hi}"))
+            ph["AP"] - pl["AP"] if ph and pl else None, "", f"table1-{hi}")
+        if why:
+            f.result = {**f.result, "verdict": NOT_TESTED, "reason": why}
+            f.would_need = ""
+        f.rule = "chain"
+        out.append(f)
     rows, _, _ = bench_rows(ctx.inputs)
     for dev in sorted({r["device_kind"] for r in rows}) or ["gpu"]:
         for fast, slow in (("dla34", "hrnet_w32"), ("hrnet_w32", "hrnet_w48")):
             pf, ps = paper_row(1, fast), paper_row(1, slow)
             ta = _timing(_bench_pick(rows, "posedet", fast, dev, pf["input_size"] if pf else None))
             tb = _timing(_bench_pick(rows, "posedet", slow, dev, ps["input_size"] if ps else None))
-            res = compare_timing(ta, tb, 1, f"results/{ctx.preset_name}/bench/table.json rows PoseDet {fast}, "
-                                            f"{slow} ({dev})")
+            res = _gate(compare_timing(ta, tb, 1, f"results/{ctx.preset_name}/bench/table.json rows PoseDet "
+                                                  f"{fast}, {slow} ({dev})"), dev, ta, tb)
             paper = pf["FPS"] / ps["FPS"] if pf and ps and ps["FPS"] else None
             out.append(Finding("Backbone ranking by speed: DLA-34 > HRNet-W32 > HRNet-W48", "Table 1",
                                f"PoseDet {fast} vs {slow}, network time at the paper's input sizes, {dev.upper()}",
                                res, _timing_text(fast, ta, slow, tb, res),
                                f"{paper:.1f}× ({pf['FPS']:g} vs {ps['FPS']:g} FPS)" if paper else "not printed",
-                               f"table1-{fast}"))
+                               f"table1-{fast}", would_need=_speed_need(res), rule="chain"))
     return out
 
 
@@ -514,6 +831,10 @@ def _budget(ctx, ds, var) -> str:
     return ", ".join(parts)
 
 
+def _peer_goal(label: str) -> str:
+    return f"no such row in the paper; the harness's goal: PoseDet/{label} AP ratio ≥ {PEER_RATIO_GOAL:g}"
+
+
 def _peers(ctx) -> list[Finding]:
     out = []
     ds4, models = ablation_models(ctx)
@@ -530,7 +851,7 @@ def _peers(ctx) -> list[Finding]:
             out.append(Finding(f"PoseDet beats a peer trained on the same data and budget ({label})", table,
                                f"{ours or 'PoseDet'} vs a peer ({'CrowdPose' if exp == 'table4' else 'COCO'} layout)",
                                _missing(f"no peer trained (the preset's experiments.{exp} lists no peers:)"), "—",
-                               f"no such row in the paper; goal of issue 11: AP ratio ≥ {PEER_RATIO_GOAL:g}"))
+                               _peer_goal(label)))
             continue
         for peer in peers:
             label = PEER_LABELS.get(peer, peer)
@@ -538,7 +859,7 @@ def _peers(ctx) -> list[Finding]:
                 ctx, f"PoseDet beats a peer trained on the same data and budget ({label})", table,
                 f"{ours or 'PoseDet'} vs {peer} ({'CrowdPose' if exp == 'table4' else 'COCO'} layout)", "AP",
                 (ds, ours, set_slug, "refined", "oks"), (ds, peer, set_slug, "refined", "oks"), None,
-                f"no such row in the paper; goal of issue 11: AP ratio ≥ {PEER_RATIO_GOAL:g}", f"{exp}-{peer}")
+                _peer_goal(label), f"{exp}-{peer}")
             ta, tb = f.extra["treat"], f.extra["ref"]
             if ta and tb:
                 ma, mb = statistics.fmean(ta.values()), statistics.fmean(tb.values())
@@ -569,39 +890,65 @@ def collect_findings(ctx, studies: dict) -> list[Finding]:
 
 # ============================================================================== rendering
 
-def counts(findings: list[Finding]) -> dict[str, int]:
-    c = {HOLDS: 0, CONTRADICTED: 0, NOT_RESOLVED: 0}
-    for f in findings:
+VERDICTS = (HOLDS, CONTRADICTED, NOT_RESOLVED, NOT_TESTED)
+
+
+def counts(items) -> dict[str, int]:
+    """{verdict: how many} of claims (or of cases)."""
+    c = {v: 0 for v in VERDICTS}
+    for f in items:
         c[f.verdict] = c.get(f.verdict, 0) + 1
     return c
 
 
-def _verdict_text(f: Finding) -> str:
-    return f.verdict if f.verdict != NOT_RESOLVED else f"not resolved: {f.result['reason']}"
+def count_line(claims: list[Claim]) -> str:
+    c = counts(claims)
+    return (f"{len(claims)} claims: {c[HOLDS]} hold, {c[CONTRADICTED]} contradicted, {c[NOT_RESOLVED]} not "
+            f"resolved, {c[NOT_TESTED]} not tested here")
+
+
+def _verdict_text(x) -> str:
+    """A case: 'holds', or the verdict with its reason ('not resolved: …', 'not tested here: …');
+    a claim: 'holds (on 3 of 3 cases)'."""
+    if x.verdict in (HOLDS, CONTRADICTED):
+        return x.verdict if isinstance(x, Finding) else f"{x.verdict} ({x.result['reason']})"
+    return f"{x.verdict}: {x.result['reason']}"
 
 
 RULE_NOTE = ("Verdicts are computed from the results files by `posedet/report/findings.py` (rules: docs/report.md, "
              "\"Verdicts\"): **holds** or **contradicted** only when the difference is resolved beyond its spread "
              "(per-seed values of each model; per-seed differences when both arms are outputs of the same models; "
-             "p10–p90 of the timed calls for speed); **not resolved** when it is within the spread, n < 2, or an "
-             "input is missing. AP effects are ×100.")
+             "p10–p90 of the timed calls for speed); **not resolved** when it is within the spread, n < 2, timed "
+             "under load, or an input is missing, with what would resolve it; **not tested here** when the "
+             "preset's design cannot test the claim (stand-in backbones, CPU timings of the paper's GPU figures). "
+             "One row per claim: its first case is the headline; a claim measured in several cases holds when more "
+             "than half of its testable cases hold and none is contradicted (a ranking: when every link holds). "
+             "AP effects are ×100.")
 
 
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+def _case_line(f: Finding) -> str:
+    text = f"{f.compared}: {f.measured or '—'}; paper: {f.paper or '—'} — **{_verdict_text(f)}**"
+    if f.would_need:
+        text += f". What would resolve it: {f.would_need}"
+    return text
 
 
 def render_markdown(findings: list[Finding], preset_name: str, index: str = "index.html") -> str:
-    c = counts(findings)
+    """summary.md: one list item per claim (verdict, headline number, the paper's number), its cases
+    indented beneath it."""
+    claims = collect_claims(findings)
     lines = [f"# Does the paper hold here? Preset `{preset_name}`", "", RULE_NOTE, "",
-             f"**{c[HOLDS]} hold, {c[CONTRADICTED]} contradicted, {c[NOT_RESOLVED]} not resolved.**", "",
-             "| Claim (paper) | Compared here | Measured here | Paper | Verdict | See |",
-             "|---|---|---|---|---|---|"]
-    for f in findings:
-        lines.append("| " + " | ".join(_md_escape(x) for x in (
-            f"{f.claim} ({f.source})", f.compared, f.measured or "—", f.paper or "—",
-            f"**{f.verdict}**" + (f": {f.result['reason']}" if f.verdict == NOT_RESOLVED else ""),
-            f"[{f.source}]({index}#{f.link})" if f.link else "")) + " |")
+             f"**{count_line(claims)}.**", ""]
+    for c in claims:
+        h = c.headline
+        see = f" [{h.source}]({index}#{h.link})" if h.link else ""
+        line = (f"- **{c.claim}** ({c.source}): **{_verdict_text(c)}**. Here: {h.measured or '—'}; "
+                f"paper: {h.paper or '—'}.{see}")
+        if c.verdict == NOT_RESOLVED and c.would_need:
+            line += f" What would resolve it: {c.would_need}."
+        lines.append(md_escape(line))
+        if len(c.cases) > 1:
+            lines += ["  - " + md_escape(_case_line(f)) for f in c.cases]
     return "\n".join(lines) + "\n"
 
 
@@ -611,20 +958,36 @@ def _inline(s: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
 
 
+def _cls(verdict: str) -> str:
+    return {HOLDS: "holds", CONTRADICTED: "contradicted", NOT_TESTED: "not-tested"}.get(verdict, "not-resolved")
+
+
 def render_html(findings: list[Finding]) -> str:
-    c = counts(findings)
+    """The findings section of index.html: one row per claim; its cases in a <details> beneath."""
+    claims = collect_claims(findings)
+    e = html.escape
     h = ["<section id='findings'><h2>Findings: does the paper hold here?</h2>",
-         f"<p class='verdict-counts'><b>{c[HOLDS]} hold, {c[CONTRADICTED]} contradicted, {c[NOT_RESOLVED]} not "
-         f"resolved</b> (also in <a href='summary.md'>summary.md</a>).</p>",
+         f"<p class='verdict-counts'><b>{e(count_line(claims))}</b> (also in <a href='summary.md'>summary.md</a>)."
+         "</p>",
          f"<p class='rule'>{_inline(RULE_NOTE)}</p>",
-         "<div class='scroll'><table class='findings'><thead><tr><th>Claim (paper)</th><th>Compared here</th>"
-         "<th>Measured here</th><th>Paper</th><th>Verdict</th><th>See</th></tr></thead><tbody>"]
-    for f in findings:
-        cls = {HOLDS: "holds", CONTRADICTED: "contradicted"}.get(f.verdict, "not-resolved")
-        link = f"<a href='#{html.escape(f.link)}'>{html.escape(f.source)}</a>" if f.link else ""
-        h.append(f"<tr class='verdict-{cls}'><td>{html.escape(f.claim)} ({html.escape(f.source)})</td>"
-                 f"<td>{html.escape(f.compared)}</td><td>{html.escape(f.measured or '—')}</td>"
-                 f"<td>{html.escape(f.paper or '—')}</td><td class='verdict'>{html.escape(_verdict_text(f))}</td>"
-                 f"<td>{link}</td></tr>")
+         "<div class='scroll'><table class='findings'><thead><tr><th>Claim (paper)</th><th>Measured here "
+         "(headline)</th><th>Paper</th><th>Verdict</th><th>See</th></tr></thead><tbody>"]
+    for c in claims:
+        f = c.headline
+        link = f"<a href='#{e(f.link)}'>{e(f.source)}</a>" if f.link else ""
+        verdict = e(_verdict_text(c))
+        if c.verdict == NOT_RESOLVED and c.would_need:
+            verdict += f"<br><span class='would-need'>What would resolve it: {e(c.would_need)}</span>"
+        cases = ""
+        if len(c.cases) > 1:
+            items = "".join(
+                f"<li class='case verdict-{_cls(x.verdict)}'>{e(x.compared)}: {e(x.measured or '—')}; paper: "
+                f"{e(x.paper or '—')} — <b>{e(_verdict_text(x))}</b>"
+                + (f". What would resolve it: {e(x.would_need)}" if x.would_need else "") + "</li>"
+                for x in c.cases)
+            cases = f"<details><summary>{len(c.cases)} cases</summary><ul class='cases'>{items}</ul></details>"
+        h.append(f"<tr class='verdict-{_cls(c.verdict)}'><td>{e(c.claim)} ({e(c.source)}){cases}</td>"
+                 f"<td>{e(f.compared)}: {e(f.measured or '—')}</td><td>{e(f.paper or '—')}</td>"
+                 f"<td class='verdict'>{verdict}</td><td>{link}</td></tr>")
     h.append("</tbody></table></div></section>")
     return "\n".join(h)

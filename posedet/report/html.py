@@ -53,6 +53,12 @@ caption{text-align:left;padding:4px 0}
 tr.verdict-holds td.verdict{background:#dff0d8}
 tr.verdict-contradicted td.verdict{background:#f2dede}
 tr.verdict-not-resolved td.verdict{color:#666}
+tr.verdict-not-tested td.verdict{color:#666;font-style:italic}
+table.findings details{margin-top:.3em;font-size:90%}
+table.findings ul.cases{margin:.2em 0;padding-left:1.2em}
+li.case.verdict-holds b{color:#3c763d}
+li.case.verdict-contradicted b{color:#a94442}
+.would-need{font-size:90%;color:#555}
 figure{margin:1em 0}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:12px;color:#444}

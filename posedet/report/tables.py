@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posedet.report.collect import Inputs, aggregate, within_spread
+from posedet.report.common import PEER_ALIASES  # noqa: F401  (peers of Table 1: bench row name fragments)
+from posedet.report.common import md_escape as _md_escape, norm as _norm, pick_bench as _pick_bench
 from posedet.report.paper_numbers import paper_row, paper_rows
 
 __all__ = ["Table", "Context", "build_tables", "render_markdown", "render_latex", "render_html",
@@ -35,13 +37,6 @@ TABLE1_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"), ("dl
 TABLE2_BACKBONES = (("hrnet_w48", "HRNet-W48"), ("hrnet_w32", "HRNet-W32"))
 ABLATION_BASES = ("baseline", "hrnet_w48")   # the CrowdPose baseline's variant name (configs/variants.yaml)
 ABLATION_BASE = ABLATION_BASES[0]
-# peers of Table 1: name fragments a bench row may carry
-PEER_ALIASES = {"ae": ("associativeembedding", "assocembedding", "ae", "hourglass"),
-                "cmu_pose": ("cmupose", "openpose", "cmu"),
-                "personlab": ("personlab",),
-                "higher_hrnet": ("higherhrnet",),
-                "point_anchors": ("pointanchors", "poianchors", "pointanchor"),
-                "yolo11n_pose": ("yolo11npose", "yolo11n")}
 # peers trained by the workflow beside PoseDet (results/<preset>/<dataset>/<peer>/seed<k>/, the same
 # layout as a PoseDet variant; a preset lists them under experiments.<table>.peers)
 PEER_LABELS = {"yolo11n_pose": "YOLO11n-pose"}
@@ -69,10 +64,6 @@ _AUTHORS_VALUES = {"model.neck_channels": "128 (DLA-34 FPN) / 256 (HRNet HRFPN)"
                    "train.max_minutes": "none: the full schedule",
                    "infer.nms_thr": "0.2 (COCO) / 0.3 (CrowdPose)"}
 _KNOWN_WHY = {"model.pretrained": "nothing is downloaded at run time; the start is model.init_backbone"}
-
-
-def _norm(s) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(s or "").lower())
 
 
 # ============================================================================== the table object
@@ -381,33 +372,51 @@ def _bench_norm(r: dict) -> dict:
             "short_side": short, "device": dev,
             "device_kind": "gpu" if re.search(r"cuda|gpu", dev, re.I) else "cpu",
             "dtype": r.get("dtype"), "network_ms": net, "end_to_end_ms": e2e, "fps": fps,
-            "weights": r.get("weights"), "people": people, "raw": r}
+            "weights": r.get("weights"), "people": people, **_bench_spread_load(r), "raw": r}
 
 
-def _pick_bench(rows: list[dict], *, peer: str | None = None, backbone: str | None = None,
-                short_side: int | None = None, device_kind: str) -> dict | None:
-    cands = [r for r in rows if r["device_kind"] == device_kind and r["fps"] is not None]
-    if peer is not None:
-        al = PEER_ALIASES.get(peer, (peer,))
-        cands = [r for r in cands if "posedet" not in _norm(r["name"])
-                 and any(a in _norm(r["name"]) for a in al)]
-    else:
-        cands = [r for r in cands if _norm(r["backbone"]) == _norm(backbone)
-                 and ("posedet" in _norm(r["name"]) or not r["name"] or _norm(r["name"]) == _norm(backbone))]
-    if not cands:
-        return None
-    cands.sort(key=lambda r: (r["short_side"] != short_side,
-                              _norm(r["dtype"]) not in ("float32", "fp32", ""), r["name"]))
-    return cands[0]
+def _bench_spread_load(r: dict) -> dict:
+    """``p10_ms`` / ``p90_ms`` of the network figure (``spread``), ``timed_under_load`` and
+    ``other_cpu_cores`` (the most other processes used, before or during the timing; ``load``)."""
+    sp = r.get("spread") if isinstance(r.get("spread"), dict) else {}
+    load = r.get("load") if isinstance(r.get("load"), dict) else {}
+    others = [v for v in (load.get("other_cpu_cores_before"), load.get("other_cpu_cores_during"))
+              if isinstance(v, (int, float))]
+    return {"p10_ms": _ms(sp.get("p10_ms")), "p90_ms": _ms(sp.get("p90_ms")),
+            "timed_under_load": bool(r.get("timed_under_load", load.get("timed_under_load", False))),
+            "other_cpu_cores": max(others) if others else None}
 
 
-def _fps_cell(b: dict | None, paper_input: int | None, expected: bool) -> str:
+UNDER_LOAD = "†"      # beside a speed timed while other processes used the machine (bench row 'load')
+
+
+def _fps_cell(b: dict | None, paper_input: int | None, expected: bool, always_size: bool = False) -> str:
+    """FPS (from the median), '@N' for another input size, † where the row was timed under load."""
     if b is None:
         return MISSING if expected else ""
     s = f"{b['fps']:.1f}"
-    if paper_input is not None and b["short_side"] not in (None, paper_input):
+    if b["short_side"] and (always_size or (paper_input is not None and b["short_side"] != paper_input)):
         s += f" @{b['short_side']}"
-    return s
+    return s + (UNDER_LOAD if b.get("timed_under_load") else "")
+
+
+def _fps_range_cell(b: dict | None) -> str:
+    """The p10–p90 range of the timed calls as FPS (1000 / p90 ms – 1000 / p10 ms), beside the
+    median's cell; blank where the row has no spread."""
+    if b is None or not b.get("p10_ms") or not b.get("p90_ms"):
+        return ""
+    return f"{1000.0 / b['p90_ms']:.1f}–{1000.0 / b['p10_ms']:.1f}"
+
+
+def _under_load_note(picked: list[dict]) -> str | None:
+    """The caption's footnote for the cells marked †, or None."""
+    loaded = [b for b in picked if b and b.get("timed_under_load")]
+    if not loaded:
+        return None
+    cores = [b["other_cpu_cores"] for b in loaded if b.get("other_cpu_cores") is not None]
+    used = f"other processes used up to {max(cores):.1f} cores" if cores else "the machine was busy"
+    return (f"{UNDER_LOAD} timed under load ({used} while it was timed): the figure is likely too slow "
+            f"(each bench row's 'load').")
 
 
 # ============================================================================== Tables 1–5
@@ -457,10 +466,11 @@ def build_table1(ctx: Context) -> Table:
     brows, _, manifest = bench_rows(ctx.inputs)
     devices = [k for k in ("gpu", "cpu") if any(r["device_kind"] == k for r in brows)] or ["gpu"]
     header = ["Method", "Backbone", "Input size", "Trained as", "FPS (paper)"]
-    header += [f"FPS {d.upper()} (meas.)" for d in devices]
+    for d in devices:
+        header += [f"FPS {d.upper()} (meas.)", f"FPS {d.upper()} p10–p90 (meas.)"]
     for m in T1_METRICS:
         header += [f"{HEAD[m]} (paper)", f"{HEAD[m]} (meas.)"]
-    rows, records, aggs, ids = [], [], [], []
+    rows, records, aggs, ids, picked = [], [], [], [], []
     posedet = {k for k, _ in TABLE1_BACKBONES}
     for p in paper_rows(1):
         is_ours = p["row"] in posedet
@@ -470,7 +480,8 @@ def build_table1(ctx: Context) -> Table:
         for d in devices:
             b = _pick_bench(brows, peer=None if is_ours else p["row"], backbone=p["backbone"],
                             short_side=p["input_size"], device_kind=d)
-            cells.append(_fps_cell(b, p["input_size"], expected=is_ours))
+            cells += [_fps_cell(b, p["input_size"], expected=is_ours), _fps_range_cell(b)]
+            picked.append(b)
             if b is not None or is_ours:
                 records.append(_fps_record(p["row"], d, p["FPS"], b, method=p["method"], backbone=p["backbone"],
                                            input_size=b["short_side"] if b else p["input_size"]))
@@ -493,7 +504,8 @@ def build_table1(ctx: Context) -> Table:
         cells = [PEER_ROW.format(label=label), "", _peer_input_size(ctx, ds, peer), _trained_as(ctx, ds, peer), ""]
         for d in devices:
             b = _pick_bench(brows, peer=peer, device_kind=d)
-            cells.append("" if b is None else f"{b['fps']:.1f}" + (f" @{b['short_side']}" if b["short_side"] else ""))
+            cells += [_fps_cell(b, None, expected=False, always_size=True), _fps_range_cell(b)]
+            picked.append(b)
             if b is not None:
                 records.append(_fps_record(peer, d, None, b, method=PEER_ROW.format(label=label), backbone=None,
                                            input_size=b["short_side"]))
@@ -505,6 +517,8 @@ def build_table1(ctx: Context) -> Table:
     cap = [f"Keypoint AP (single scale, OKS-NMS) of PoseDet with three backbones{peer_txt}, beside the paper's "
            f"Table 1 (its FPS: GTX 1080Ti), with {_fps_clause(brows, manifest)}; the other methods' AP cells are "
            f"the paper's."]
+    if _under_load_note(picked):
+        cap.append(_under_load_note(picked))
     cap.append(_data_sentence(ctx, set_slug, "COCO test-dev", aggs))
     cap.append(ctx.deviation_sentence([(ds, k, name) for k, name in TABLE1_BACKBONES] if ds else []))
     return Table(1, "Accuracy and speed on COCO without TTA", header, rows, cap, records, row_ids=ids)
@@ -513,7 +527,11 @@ def build_table1(ctx: Context) -> Table:
 def _fps_record(row: str, device: str, paper, b: dict | None, **desc) -> dict:
     agg = None if b is None else {"n": 1, "mean": b["fps"], "spread": None, "spread_kind": None, "seeds": {}}
     return _record(1, row, f"FPS_{device}", paper, agg, "bench/table.json", **desc,
-                   device=b["device"] if b else device, weights=b["weights"] if b else None)
+                   device=b["device"] if b else device, weights=b["weights"] if b else None,
+                   network_ms=b["network_ms"] if b else None, network_ms_p10=b.get("p10_ms") if b else None,
+                   network_ms_p90=b.get("p90_ms") if b else None,
+                   timed_under_load=b.get("timed_under_load") if b else None,
+                   other_cpu_cores=b.get("other_cpu_cores") if b else None)
 
 
 def _fps_clause(brows: list[dict], manifest) -> str:
@@ -522,8 +540,8 @@ def _fps_clause(brows: list[dict], manifest) -> str:
     m = manifest if isinstance(manifest, dict) else {}
     where = ", ".join(str(m[k]) for k in ("gpu", "gpu_model", "cpu", "cpu_model") if m.get(k))
     threads = f", {m['threads']} threads" if m.get("threads") else ""
-    return (f"network FPS timed by `posedet bench` (batch 1, forward + decode + NMS, median; '@N': another "
-            f"input size) on {where or 'this machine'}{threads}")
+    return (f"network FPS timed by `posedet bench` (batch 1, forward + decode + NMS, median, beside it "
+            f"p10–p90 of the timed calls; '@N': another input size) on {where or 'this machine'}{threads}")
 
 
 def _tta_table(ctx: Context, number: int, kind: str, metrics, ours: tuple, paper_set: str, title: str) -> Table:
@@ -725,10 +743,6 @@ def build_tables(ctx: Context) -> list[Table]:
 
 
 # ============================================================================== rendering
-
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|")
-
 
 def render_markdown(t: Table) -> str:
     lines = [f"**Table {t.number}: {t.title}.**", "",

@@ -14,6 +14,10 @@ rule bench_table:
     input:
         preset=PRESET["_file"],
         checkpoints=bench_checkpoints(),
+        # Alone by construction: the bench waits for every other job of the run (their outputs
+        # are its inputs; only the report and the aggregation targets come after it), so no job
+        # of this workflow shares the machine while it times, whatever --cores allows.
+        after=PLAN.bench_after() + [f"{RES}/plan.json"],
     output:
         f"{RES}/bench/table.json",
     params:
@@ -23,8 +27,7 @@ rule bench_table:
         ckpt=lambda wc, input: " ".join(
             f"--checkpoint {Path(c).parts[-4]}={c}" for c in input.checkpoints
         ),
-    # every core --cores allows: nothing else runs on the machine while it times (set-threads on
-    # a cluster); the bench records the thread count it used
+    # every core --cores allows (set-threads on a cluster); the bench records the thread count
     threads: 64
     conda:
         ENV
