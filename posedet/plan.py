@@ -524,12 +524,21 @@ def _budget_text(m: PlanModel) -> str:
     return f"{run} at {_n(b.get('input_size'))} px{cap}"
 
 
+def _short(value) -> str:
+    """A --config value for one line: mappings by their keys, lists by their length."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(str(k) for k in value) + ": ...}"
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)} items]"
+    return str(value)
+
+
 def plan_summary(plan: Plan) -> list[str]:
     """The plan as lines of text: the run, each training with its images × epochs, the predictions
     and other jobs per rule, the notes (``posedet check`` prints them)."""
     pd, peers = plan.models_of(POSEDET), plan.models_of(PEER)
     seeds = ", ".join(str(s) for s in plan.seeds)
-    cfg = " ".join(f"{k}={v}" for k, v in plan.config.items()) or "(none)"
+    cfg = " ".join(f"{k}={_short(v)}" for k, v in plan.config.items()) or "(none)"
     lines = [f"plan: preset {plan.preset} ({_rel(plan.preset_file, plan)}), --config {cfg}; "
              f"budget {plan.budget:g}, seeds {seeds}",
              f"results: {plan.results}/ (plan.json), report: {plan.reports}/",

@@ -2,6 +2,7 @@
 a helper that runs ``python -m posedet`` in a subprocess with one thread."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,23 @@ def tiny_run(tmp_path_factory, synth_coco) -> Path:
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     assert train_in_process(tiny_train_args(synth_coco, out)) == 0
     return out
+
+
+@pytest.fixture
+def bench_rows_of(tmp_path):
+    """``bench_rows_of(doc)``: the report's ``tables.bench_rows`` over a hand-made
+    ``bench/table.json`` holding ``doc`` -> (rows, sweep, manifest)."""
+    from posedet.report import tables as T
+
+    class FakeInputs:
+        results = tmp_path
+
+        def json(self, p, what):
+            return json.loads(Path(p).read_text())
+
+    def read(doc: dict):
+        (tmp_path / "bench").mkdir(exist_ok=True)
+        (tmp_path / "bench" / "table.json").write_text(json.dumps(doc))
+        return T.bench_rows(FakeInputs())
+
+    return read

@@ -74,22 +74,13 @@ def _row(method, bb, ms, p10, p90, under=False, other=None):
             "load": {"timed_under_load": under, "other_cpu_cores_before": other, "other_cpu_cores_during": other}}
 
 
-def test_report_marks_rows_timed_under_load(tmp_path):
+def test_report_marks_rows_timed_under_load(bench_rows_of):
     from posedet.report import tables as T
 
     doc = {"manifest": {"cpu": "FakeCPU"}, "rows": [
         _row("PoseDet", "hrnet_w48", 400.0, 380.0, 420.0, under=True, other=1.4),
         _row("PoseDet", "dla34", 100.0, 95.0, 125.0)]}
-    (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "table.json").write_text(json.dumps(doc))
-
-    class FakeInputs:
-        results = tmp_path
-
-        def json(self, p, what):
-            return json.loads(Path(p).read_text())
-
-    rows, _, _ = T.bench_rows(FakeInputs())
+    rows, _, _ = bench_rows_of(doc)
     w48 = [r for r in rows if r["backbone"] == "hrnet_w48"][0]
     dla = [r for r in rows if r["backbone"] == "dla34"][0]
     assert T._fps_cell(w48, 640, True) == "2.5†" and T._fps_cell(dla, 640, True) == "10.0"

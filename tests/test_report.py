@@ -545,25 +545,14 @@ def test_preset_experiments_choose_models_and_sets(tmp_path):
     assert not [w for w, what in res["missing"] if "image file" in what]
 
 
-def test_bench_rows_with_a_people_count_stay_table_rows_when_a_sweep_list_exists(tmp_path):
+def test_bench_rows_with_a_people_count_stay_table_rows_when_a_sweep_list_exists(bench_rows_of):
     # `posedet bench table` records the table image's people count on every row and gives the
     # sweep as its own list: the rows must still fill Table 1's FPS column
-    from posedet.report import tables as T
-
     doc = {"manifest": {}, "rows": [{"method": "PoseDet", "backbone": "dla34", "short_side": 512,
                                       "device": "cpu", "network_ms": 500.0, "fps": 2.0, "people": 10}],
            "sweep": [{"method": "PoseDet", "backbone": "dla34", "people": 1, "device": "cpu",
                       "network_ms": 510.0}]}
-    (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "table.json").write_text(json.dumps(doc))
-
-    class FakeInputs:
-        results = tmp_path
-
-        def json(self, p, what):
-            return json.loads(Path(p).read_text())
-
-    rows, sweep, _ = T.bench_rows(FakeInputs())
+    rows, sweep, _ = bench_rows_of(doc)
     assert [r["fps"] for r in rows] == [2.0] and [r["people"] for r in sweep] == [1]
 
 
