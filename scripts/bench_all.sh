@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full speed measurement of issue 8, for a QUIET machine (nothing else running): the fast
+# The full speed measurement, for a QUIET machine (nothing else running): the fast
 # paths before/after (pose embedding, OKS-NMS), and `posedet bench table --preset-mode full`
 # (PoseDet DLA-34@512, HRNet-W32@512, HRNet-W48@640 with every peer, the people-count sweep).
 # Writes results/synthetic/bench/{embedding_t1,embedding_t<N>,nms,table}.json (each with its

@@ -1,4 +1,4 @@
-"""The GPU path for the hard tier (issue 11, point 6), wired and checked on the CPU: the
+"""The GPU path for the hard tier, wired and checked on the CPU: the
 `synthetic_gpu` preset and its recipe load, its data sets are the hard tier with valid difficulty
 keys, the recipe lists every departure from the paper, the workflow plans its tables (PoseDet and
 YOLO11n-pose trainings on the hard-tier sets, the bench on CUDA), and scripts/gpu_check.sh parses
