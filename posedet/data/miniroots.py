@@ -1,8 +1,8 @@
 """Miniature COCO 2017 and CrowdPose roots, laid out exactly as the releases are, from real files.
 
-    python -m posedet.data.miniroots --shared-data ../shared/data --out /tmp/roots
-    # -> /tmp/roots/coco/{annotations/person_keypoints_{train,val}2017.json, train2017/, val2017/}
-    #    /tmp/roots/crowdpose/{json/crowdpose_{train,val,trainval,test}.json, images/}
+    python -m posedet.data.miniroots --shared-data ../shared/data --out results/miniroots
+    # -> results/miniroots/coco/{annotations/person_keypoints_{train,val}2017.json, train2017/, val2017/}
+    #    results/miniroots/crowdpose/{json/crowdpose_{train,val,trainval,test}.json, images/}
 
 The point is to run the ``paper`` preset's own workflow, readers and report on files shaped like
 the real releases before a cluster run (docs/cluster.md), and in the tests. What goes in:
