@@ -31,6 +31,8 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
     if not isinstance(preset, dict) or "datasets" not in preset:
         raise PresetError(f"{path}: a preset needs a 'datasets' mapping")
     apply_overrides(preset, overrides or {}, str(path))
+    if preset.get("seed_every_arm"):
+        seed_every_arm(preset)
     # Relative data roots are relative to the repository, wherever Snakemake runs from.
     for key in ("shared_data", "coco_root", "crowdpose_root"):
         if preset.get(key) is not None and not Path(str(preset[key])).is_absolute():
@@ -43,7 +45,24 @@ def load_preset(name: str, repo_root: str | Path, overrides: dict[str, Any] | No
 
 
 #: Top-level keys a ``--config`` override may add to a preset that does not declare them.
-OPTIONAL_KEYS = ("device", "weights_dir", "budget", "recipe_set")
+OPTIONAL_KEYS = ("device", "weights_dir", "budget", "recipe_set", "seed_every_arm")
+
+
+def seed_every_arm(preset: dict) -> dict:
+    """Mark every experiment, variant and peer of ``preset`` ``seeded: true``, in place: every
+    trained arm of every finding then runs on the preset's seeds (``--config seed_every_arm=true``;
+    what it costs on 2 cores: README, "Seeds")."""
+    for e in (preset.get("experiments") or {}).values():
+        if not isinstance(e, dict):
+            continue
+        e["seeded"] = True
+        for key in ("variants", "peers"):
+            arms = e.get(key)
+            if isinstance(arms, list):
+                e[key] = {a: {"seeded": True} for a in arms}
+            elif isinstance(arms, dict):
+                e[key] = {a: {**(opts or {}), "seeded": True} for a, opts in arms.items()}
+    return preset
 
 
 def apply_overrides(preset: dict, overrides: dict[str, Any], where: str) -> dict:

@@ -111,6 +111,39 @@ def test_plan_follows_the_config():
     assert build_plan(REPO, {"preset": "smoke", "budget": 0.5}).results == "results/smoke/budget0.5"
 
 
+
+def _seeds_per_arm(plan: Plan) -> dict[tuple[str, str], set[int]]:
+    out: dict[tuple[str, str], set[int]] = {}
+    for m in plan.models:
+        out.setdefault((m.dataset, m.variant), set()).add(m.seed)
+    return out
+
+
+def test_the_synthetic_preset_seeds_the_arms_its_readme_names():
+    arms = _seeds_per_arm(build_plan(REPO, {"preset": "synthetic"}))
+    seeded = {a for a, s in arms.items() if s == {0, 1, 2}}
+    assert seeded == {("synth_crowdpose", "baseline"), ("synth_crowdpose", "no_refine"),
+                      ("synth_crowdpose", "yolo11n_pose")}
+    assert all(s == {0} for a, s in arms.items() if a not in seeded)
+    # TTA is evaluated on every baseline seed (an inference mode: no extra training)
+    tta = {e.seed for e in build_plan(REPO, {"preset": "synthetic"}).evals
+           if e.variant == "baseline" and e.mode == "tta"}
+    assert tta == {0, 1, 2}
+
+
+def test_seed_every_arm_trains_every_model_on_every_seed():
+    base = build_plan(REPO, {"preset": "synthetic"})
+    every = build_plan(REPO, {"preset": "synthetic", "seed_every_arm": True})
+    arms = _seeds_per_arm(every)
+    assert set(arms) == set(_seeds_per_arm(base))        # the same arms, more seeds
+    assert all(s == {0, 1, 2} for s in arms.values()), arms
+    assert len(every.models) == 3 * len(arms) > len(base.models)
+    # every evaluation of the default run is still there, on each seed
+    key = lambda e: (e.dataset, e.variant, e.set, e.mode, e.nms)
+    assert {key(e) for e in every.evals} == {key(e) for e in base.evals}
+    assert len(build_plan(REPO, {"preset": "synthetic", "seed_every_arm": True, "seeds": 2}).models) \
+        == 2 * len(arms)
+
 # ============================================================================== the report reads the plan
 
 def _tree(tmp: Path, config: dict) -> tuple[Plan, Path]:
