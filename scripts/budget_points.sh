@@ -40,7 +40,7 @@ for k in sys.argv[1:]:
     s = json.loads((d / "train" / "summary.json").read_text())
     m = json.loads((d / "metrics" / "synth_crowdpose-val.refined.oks.json").read_text())["metrics"]
     c = json.loads((d / "curve.json").read_text())
-    row = {"budget": float(k), "steps": s["steps"], "images": s["steps"] * 16, "threads": s["threads"],
+    row = {"budget": float(k), "steps": s["steps"], "images": s["steps"] * s["config"]["train"]["batch_size"], "threads": s["threads"],
            "train_wall_s": s["wall_s"], "images_per_s": s["images_per_s"],
            **{key: m[key] for key in ("AP", "AP50", "AP75", "AP_hard")},
            "curve": [(p["step"], round(p["AP"], 4)) for p in c["points"]],
